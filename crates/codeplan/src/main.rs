@@ -1,1 +1,55 @@
-fn main() {}
+//! `codeplan`: distil a large model's solution plans into a small code model — and measure it.
+//!
+//! This binary only parses arguments and wires the library crates together; the logic lives
+//! in `codeplan-data` (problems, samples) and `codeplan-exec` (sandboxed judging, metrics).
+
+mod commands;
+mod options;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// codeplan: distill → train → generate → evaluate (sandboxed) → serve.
+///
+/// WARNING: `eval` and `data check` EXECUTE model-written (untrusted) Python code. codeplan
+/// runs it only inside an OS sandbox (namespaces, read-only filesystem, Landlock, seccomp,
+/// rlimits, cgroups) and reports which layers are in force; pass `--require-sandbox` to
+/// refuse to run without all of them.
+#[derive(Parser, Debug)]
+#[command(name = "codeplan", version, about, long_about, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  codeplan data check --data data/apps/train.jsonl
+  codeplan eval --data data/apps/test.jsonl --samples samples.jsonl --judge apps --k 1,5 --out out/eval
+  codeplan eval --data data/humaneval/HumanEval.jsonl.gz --samples he.jsonl --judge strict";
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Judge samples against problems' tests in the sandbox and report pass@k.
+    Eval(commands::eval::EvalArgs),
+    /// Inspect datasets: check that reference solutions pass their own tests.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Data(cmd) => commands::data::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

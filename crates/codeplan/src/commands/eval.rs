@@ -1,0 +1,129 @@
+//! `codeplan eval`: judge a samples file and report pass@k.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+use codeplan_data::{read_samples, CodeExtraction, SampleOptions};
+use codeplan_exec::eval::{evaluate, EvalOptions};
+
+use crate::options::{read_config, DataArgs, JudgeArgs};
+use crate::progress::samples_bar;
+
+/// Judge model samples against the problems' tests, in the sandbox.
+///
+/// EXECUTES UNTRUSTED CODE: every sample is a program written by a model. It runs only inside
+/// the OS sandbox (see `codeplan --help`); `--require-sandbox` refuses to run without every layer.
+///
+/// Writes `verdicts.jsonl` (one line per sample: every test's verdict, time, memory, stderr
+/// tail; in apps mode also `apps_result`, the list the reference harness would store),
+/// `summary.json` and `summary.md` to `--out`, and prints the table. A rerun with the same
+/// settings skips samples already judged.
+#[derive(Args, Debug, Default, Deserialize)]
+#[command(after_help = "Examples:
+  codeplan eval --data data/apps/test.jsonl --samples samples.jsonl --judge apps --k 1,5,10 --out out/eval
+  codeplan eval --data data/humaneval/HumanEval.jsonl.gz --samples he.jsonl --extract fenced
+  codeplan eval --config eval.toml --jobs 4")]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalArgs {
+    /// TOML file with any of these options (flags override it).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataArgs,
+    /// Samples JSONL: {"problem_id","sample_idx","code"} or human-eval {"task_id","completion"}.
+    #[arg(long, value_name = "FILE")]
+    pub samples: Option<PathBuf>,
+    /// How to take code from each sample: raw (as is) or fenced (first ```python block).
+    #[arg(long, value_enum)]
+    pub extract: Option<ExtractArg>,
+    /// k values for pass@k (comma-separated; only k ≤ samples per problem are reported).
+    #[arg(long, value_delimiter = ',', value_name = "K,...")]
+    pub k: Option<Vec<usize>>,
+    /// Output folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub judge: JudgeArgs,
+}
+
+/// Code extraction on the command line.
+#[derive(ValueEnum, Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExtractArg {
+    /// The sample text is the program.
+    Raw,
+    /// Take the first ```python (or unlabelled) fenced block of a markdown answer.
+    Fenced,
+}
+
+/// Runs `codeplan eval`.
+pub fn run(mut args: EvalArgs) -> Result<()> {
+    if let Some(path) = args.config.clone() {
+        let file: EvalArgs = read_config(&path)?;
+        args.data.merge(file.data);
+        args.judge.merge(file.judge);
+        args.samples = args.samples.or(file.samples);
+        args.extract = args.extract.or(file.extract);
+        args.k = args.k.or(file.k);
+        args.out = args.out.or(file.out);
+    }
+    let Some(samples_path) = args.samples.clone() else {
+        bail!("no samples given: pass --samples FILE (JSONL of {{\"problem_id\", \"sample_idx\", \"code\"}})");
+    };
+    let ks = args.k.clone().unwrap_or_else(|| vec![1, 5, 10]);
+    if ks.contains(&0) {
+        bail!("--k values must be at least 1");
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("out/eval"));
+    let problems = args.data.load()?;
+    let loaded = read_samples(
+        &samples_path,
+        &problems,
+        &SampleOptions {
+            skip_invalid: args.data.skip_invalid,
+            extract: match args.extract {
+                Some(ExtractArg::Fenced) => CodeExtraction::Fenced,
+                _ => CodeExtraction::Raw,
+            },
+        },
+    )?;
+    if !loaded.skipped.is_empty() {
+        eprintln!(
+            "warning: skipped {} invalid sample line(s) (--skip-invalid):",
+            loaded.skipped.len()
+        );
+        for s in &loaded.skipped {
+            eprintln!("  {s}");
+        }
+    }
+    let options = EvalOptions {
+        judge: args.judge.choice(),
+        limits: args.judge.limits()?,
+        ks,
+        rerun_timeouts: !args.judge.no_rerun_timeouts,
+        calibrate: args.judge.calibration()?,
+    };
+    let pool = args.judge.pool()?;
+    let bar = samples_bar(loaded.samples.len());
+    let evaluation = evaluate(&pool, &problems, &loaded.samples, &options, &out, |p| {
+        bar.set_position(p.done as u64);
+        bar.set_message(format!("{} passed", p.passed));
+    })
+    .with_context(|| format!("evaluating into {}", out.display()))?;
+    bar.finish_and_clear();
+    println!("{}", evaluation.summary.to_markdown());
+    println!(
+        "Wrote {}/verdicts.jsonl, summary.json, summary.md",
+        out.display()
+    );
+    Ok(())
+}
