@@ -33,6 +33,15 @@ Examples:
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Judge samples against problems' tests in the sandbox and report pass@k.
+    ///
+    /// EXECUTES UNTRUSTED CODE: every sample is a program written by a model. It runs only
+    /// inside the OS sandbox (see `codeplan --help`); `--require-sandbox` refuses to run
+    /// without every layer.
+    ///
+    /// Writes `verdicts.jsonl` (one line per sample: every test's verdict, time, memory,
+    /// stderr tail; in apps mode also `apps_result`, the list the reference harness would
+    /// store), `summary.json` and `summary.md` to `--out`, and prints the table. A rerun with
+    /// the same settings skips samples already judged.
     Eval(commands::eval::EvalArgs),
     /// Inspect datasets: check that reference solutions pass their own tests.
     #[command(subcommand)]

@@ -108,16 +108,16 @@ pub struct JudgeArgs {
     #[arg(long, value_enum)]
     pub judge: Option<JudgeArg>,
     /// Per-test time limit in seconds (apps: wall-clock alarm, reference 4; strict: CPU).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub timeout: Option<f64>,
     /// apps: whole-sample wall-clock limit in seconds (reference 11).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub sample_timeout: Option<f64>,
     /// Calibrate each problem's time limit to FACTOR × its reference solution's slowest test.
-    #[arg(long, value_name = "FACTOR")]
+    #[arg(long, value_name = "FACTOR", allow_negative_numbers = true)]
     pub calibrate: Option<f64>,
     /// With --calibrate: the smallest time limit, seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub time_floor: Option<f64>,
     /// Do not re-run timed-out samples at twice the limit (re-runs only report flips).
     #[arg(long)]
@@ -130,7 +130,7 @@ pub struct JudgeArgs {
     #[arg(long, value_name = "MIB")]
     pub output_mb: Option<u64>,
     /// strict: tolerance where the expected token is a float.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub float_tol: Option<f64>,
     /// Worker processes (default: one per core).
     #[arg(long, short = 'j')]
@@ -182,6 +182,19 @@ impl JudgeArgs {
         }
     }
 
+    /// Checks the settings that are not limits (the pool's), so a typo fails before any work.
+    pub fn validate(&self) -> Result<()> {
+        if self.jobs == Some(0) {
+            bail!("--jobs must be at least 1");
+        }
+        if let Some(m) = self.memory_mb {
+            positive("--memory-mb", m as f64)?;
+        }
+        self.limits()?;
+        self.calibration()?;
+        Ok(())
+    }
+
     /// The limits, checked for sense.
     pub fn limits(&self) -> Result<JudgeLimits> {
         let mut l = JudgeLimits::default();
@@ -228,14 +241,11 @@ impl JudgeArgs {
     pub fn pool(&self) -> Result<Pool> {
         let python = PythonInfo::discover(self.python.as_deref())?;
         let mut config = PoolConfig::new(python);
+        self.validate()?;
         if let Some(j) = self.jobs {
-            if j == 0 {
-                bail!("--jobs must be at least 1");
-            }
             config.jobs = j;
         }
         if let Some(m) = self.memory_mb {
-            positive("--memory-mb", m as f64)?;
             config.limits.memory_bytes = m << 20;
         }
         config.require_sandbox = self.require_sandbox;

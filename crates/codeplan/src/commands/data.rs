@@ -97,6 +97,7 @@ fn failure_reason(v: &SampleVerdict) -> String {
 }
 
 fn check(args: CheckArgs) -> Result<()> {
+    args.judge.validate()?;
     let problems = args.data.load()?;
     let max = (args.solutions > 0).then_some(args.solutions);
     let samples = solutions_as_samples(&problems, max);

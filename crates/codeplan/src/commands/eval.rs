@@ -12,15 +12,7 @@ use codeplan_exec::eval::{evaluate, EvalOptions};
 use crate::options::{read_config, DataArgs, JudgeArgs};
 use crate::progress::samples_bar;
 
-/// Judge model samples against the problems' tests, in the sandbox.
-///
-/// EXECUTES UNTRUSTED CODE: every sample is a program written by a model. It runs only inside
-/// the OS sandbox (see `codeplan --help`); `--require-sandbox` refuses to run without every layer.
-///
-/// Writes `verdicts.jsonl` (one line per sample: every test's verdict, time, memory, stderr
-/// tail; in apps mode also `apps_result`, the list the reference harness would store),
-/// `summary.json` and `summary.md` to `--out`, and prints the table. A rerun with the same
-/// settings skips samples already judged.
+/// Arguments of `codeplan eval` (also readable from a TOML file with `--config`).
 #[derive(Args, Debug, Default, Deserialize)]
 #[command(after_help = "Examples:
   codeplan eval --data data/apps/test.jsonl --samples samples.jsonl --judge apps --k 1,5,10 --out out/eval
@@ -73,13 +65,21 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
         args.k = args.k.or(file.k);
         args.out = args.out.or(file.out);
     }
+    // Check every setting before loading anything, so a typo fails fast.
+    args.judge.validate()?;
+    let options = EvalOptions {
+        judge: args.judge.choice(),
+        limits: args.judge.limits()?,
+        ks: args.k.clone().unwrap_or_else(|| vec![1, 5, 10]),
+        rerun_timeouts: !args.judge.no_rerun_timeouts,
+        calibrate: args.judge.calibration()?,
+    };
+    if options.ks.contains(&0) {
+        bail!("--k values must be at least 1");
+    }
     let Some(samples_path) = args.samples.clone() else {
         bail!("no samples given: pass --samples FILE (JSONL of {{\"problem_id\", \"sample_idx\", \"code\"}})");
     };
-    let ks = args.k.clone().unwrap_or_else(|| vec![1, 5, 10]);
-    if ks.contains(&0) {
-        bail!("--k values must be at least 1");
-    }
     let out = args
         .out
         .clone()
@@ -105,13 +105,6 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
             eprintln!("  {s}");
         }
     }
-    let options = EvalOptions {
-        judge: args.judge.choice(),
-        limits: args.judge.limits()?,
-        ks,
-        rerun_timeouts: !args.judge.no_rerun_timeouts,
-        calibrate: args.judge.calibration()?,
-    };
     let pool = args.judge.pool()?;
     let bar = samples_bar(loaded.samples.len());
     let evaluation = evaluate(&pool, &problems, &loaded.samples, &options, &out, |p| {
