@@ -29,7 +29,7 @@ fn fast() -> JudgeLimits {
 fn stdio_programs_run_as_main_with_token_comparison() {
     let pool = common::pool(2);
     let p = common::stdio_problem("sum", &[("1 2\n", "3\n"), ("0.1 0.2\n", "0.3\n")]);
-    let cases = vec![
+    let cases = [
         // A real __main__ script reading bytes from stdin: accepted.
         "import sys\nif __name__ == '__main__':\n    a, b = map(float, sys.stdin.buffer.read().split())\n    s = a + b\n    print(int(s) if s == int(s) else s)\n",
         // Wrong on the first test.
