@@ -1,7 +1,7 @@
 //! A whole evaluation: resume, deduplication, optional time calibration, verdicts on disk
 //! as they arrive, and the summary with metrics per difficulty.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use codeplan_data::{Problem, Sample, Tests};
 
-use crate::judge::{self, JudgeKind, JudgeLimits, SampleStatus, SampleVerdict};
-use crate::metrics::{self, ProblemScores, Report, SampleScore};
+use crate::judge::{self, JudgeKind, JudgeLimits, SampleVerdict};
 use crate::pool::{Job, JudgeSettings, Pool};
 use crate::sandbox::{Layers, SandboxLimits};
+use crate::summary::summarise;
+pub use crate::summary::{Summary, TimeoutReport};
 use crate::ExecError;
 
 /// Which judge to use: `auto` picks `apps` for input/output tests and `strict` for assertions.
@@ -120,52 +121,6 @@ impl Environment {
             codeplan_version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }
-}
-
-/// Timeout bookkeeping: how much a score could depend on machine load.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct TimeoutReport {
-    /// Samples with at least one timeout.
-    pub samples_timed_out: usize,
-    /// Of those, how many were re-run at twice the limits.
-    pub rerun: usize,
-    /// Re-runs whose pass/fail verdict differed (the score depends on machine speed there).
-    pub flips: usize,
-}
-
-/// The summary written to `summary.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// `apps`, `strict` or `auto`.
-    pub judge: JudgeChoice,
-    /// Problems with at least one sample.
-    pub problems: usize,
-    /// Samples in the input.
-    pub samples: usize,
-    /// Samples judged in this run.
-    pub judged_now: usize,
-    /// Samples whose verdict was reused from an earlier run with the same settings.
-    pub reused: usize,
-    /// Samples whose code repeated an earlier sample of the same problem (judged once).
-    pub duplicates: usize,
-    /// pass@k, strict accuracy and test-case average, overall and per difficulty.
-    pub metrics: Report,
-    /// Samples per overall status.
-    pub sample_status: BTreeMap<String, usize>,
-    /// Tests per status.
-    pub test_status: BTreeMap<String, usize>,
-    /// Samples the engine failed on twice (excluded from the metrics, never counted as failures).
-    pub internal_errors: usize,
-    /// Timeouts and flips.
-    pub timeouts: TimeoutReport,
-    /// Default limits.
-    pub limits: JudgeLimits,
-    /// Calibration, when used.
-    pub calibration: Option<Calibration>,
-    /// Interpreter and sandbox.
-    pub environment: Environment,
-    /// Wall time of this run, seconds.
-    pub wall_s: f64,
 }
 
 /// Progress of a running evaluation.
@@ -420,174 +375,4 @@ fn calibrate(
             limits.test_timeout_s = (slowest * cal.factor).max(cal.floor_s);
         }
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn summarise(
-    problems: &[Problem],
-    all: &[VerdictLine],
-    options: &EvalOptions,
-    environment: Environment,
-    reused: usize,
-    judged_now: usize,
-    duplicates: usize,
-    started: std::time::Instant,
-) -> Summary {
-    let mut per_problem: BTreeMap<&str, Vec<&SampleVerdict>> = BTreeMap::new();
-    let mut sample_status = BTreeMap::new();
-    let mut test_status = BTreeMap::new();
-    let mut timeouts = TimeoutReport::default();
-    let mut internal_errors = 0;
-    for line in all {
-        let v = &line.verdict;
-        *sample_status.entry(name(&v.status)).or_insert(0) += 1;
-        for t in &v.tests {
-            *test_status.entry(name(&t.status)).or_insert(0) += 1;
-        }
-        if v.timed_out() {
-            timeouts.samples_timed_out += 1;
-        }
-        if let Some(again) = v.rerun_passed {
-            timeouts.rerun += 1;
-            timeouts.flips += usize::from(again != v.passed);
-        }
-        if v.status == SampleStatus::InternalError {
-            internal_errors += 1;
-            continue;
-        }
-        per_problem.entry(&v.problem_id).or_default().push(v);
-    }
-    let difficulty: HashMap<&str, &str> = problems
-        .iter()
-        .map(|p| (p.id.as_str(), p.difficulty_label()))
-        .collect();
-    let scores: Vec<ProblemScores> = per_problem
-        .into_iter()
-        .map(|(id, mut vs)| {
-            vs.sort_by_key(|v| v.sample_idx);
-            ProblemScores {
-                problem_id: id.to_owned(),
-                difficulty: difficulty.get(id).copied().unwrap_or("all").to_owned(),
-                samples: vs
-                    .iter()
-                    .map(|v| {
-                        let (passed_tests, total_entries) = v.passed_and_entries();
-                        SampleScore {
-                            correct: v.passed,
-                            passed_tests,
-                            total_entries,
-                        }
-                    })
-                    .collect(),
-            }
-        })
-        .collect();
-    Summary {
-        judge: options.judge,
-        problems: scores.len(),
-        samples: all.len(),
-        judged_now,
-        reused,
-        duplicates,
-        metrics: metrics::report(&scores, &options.ks),
-        sample_status,
-        test_status,
-        internal_errors,
-        timeouts,
-        limits: options.limits.clone(),
-        calibration: options.calibrate,
-        environment,
-        wall_s: started.elapsed().as_secs_f64(),
-    }
-}
-
-fn name<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
-impl Summary {
-    /// The summary as a Markdown report (also what the CLI prints).
-    pub fn to_markdown(&self) -> String {
-        let ks: Vec<usize> = self.metrics.overall.pass_at_k.keys().copied().collect();
-        let mut s = String::new();
-        s.push_str(&format!(
-            "# codeplan eval ({} judge)\n\n{} problems, {} samples ({} judged now, {} reused, {} duplicate code)\n\n",
-            name(&self.judge), self.problems, self.samples, self.judged_now, self.reused, self.duplicates
-        ));
-        s.push_str("| difficulty | problems | samples |");
-        for k in &ks {
-            s.push_str(&format!(" pass@{k} |"));
-        }
-        s.push_str(" strict acc | test avg |\n|---|---:|---:|");
-        for _ in &ks {
-            s.push_str("---:|");
-        }
-        s.push_str("---:|---:|\n");
-        let mut rows: Vec<(&str, &metrics::Metrics)> = self
-            .metrics
-            .by_difficulty
-            .iter()
-            .filter(|(d, _)| d.as_str() != "all")
-            .map(|(d, m)| (d.as_str(), m))
-            .collect();
-        rows.push(("**all**", &self.metrics.overall));
-        for (d, m) in rows {
-            s.push_str(&format!("| {d} | {} | {} |", m.problems, m.samples));
-            for k in &ks {
-                match m.pass_at_k.get(k) {
-                    Some(v) => s.push_str(&format!(" {:.4} |", v)),
-                    None => s.push_str(" – |"),
-                }
-            }
-            s.push_str(&format!(
-                " {:.4} | {:.4} |\n",
-                m.strict_accuracy, m.test_case_average
-            ));
-        }
-        s.push_str("\n**Samples:** ");
-        s.push_str(&join_counts(&self.sample_status));
-        s.push_str("  \n**Tests:** ");
-        s.push_str(&join_counts(&self.test_status));
-        s.push_str(&format!(
-            "  \n**Timeouts:** {} samples timed out; {} re-run at 2× the limit, {} flipped  \n",
-            self.timeouts.samples_timed_out, self.timeouts.rerun, self.timeouts.flips
-        ));
-        if self.internal_errors > 0 {
-            s.push_str(&format!(
-                "**Internal errors:** {} samples could not be judged (engine failure, excluded from the metrics)  \n",
-                self.internal_errors
-            ));
-        }
-        let e = &self.environment;
-        s.push_str(&format!(
-            "\n**Environment:** Python {} ({}), numpy {}, int digit limit {}, {} workers; limits: {} s per test{}, memory {} MiB  \n",
-            e.python,
-            e.python_executable,
-            e.numpy,
-            e.int_max_str_digits,
-            e.jobs,
-            self.limits.test_timeout_s,
-            if self.calibration.is_some() { " (calibrated per problem)" } else { "" },
-            e.sandbox_limits.memory_bytes >> 20
-        ));
-        if e.sandbox_missing.is_empty() {
-            s.push_str("**Sandbox:** all layers in force (user/pid/net/mount/ipc/uts namespaces, read-only root, private /tmp, Landlock, seccomp, rlimits, pids and memory cgroups)\n");
-        } else {
-            s.push_str(&format!(
-                "**Sandbox: missing layers:** {}\n",
-                e.sandbox_missing.join(", ")
-            ));
-        }
-        s
-    }
-}
-
-fn join_counts(m: &BTreeMap<String, usize>) -> String {
-    m.iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

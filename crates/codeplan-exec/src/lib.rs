@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod pool;
 pub mod python;
 pub mod sandbox;
+pub mod summary;
 pub mod worker;
 
 /// Errors of the execution engine.

@@ -14,8 +14,17 @@ use crate::python::PythonInfo;
 use crate::sandbox::{self, Layers, SandboxLimits, StatusPage, WorkerCgroup};
 use crate::ExecError;
 
-/// The in-sandbox worker program (Python), embedded in the binary.
-pub const SOURCE: &str = include_str!("worker.py");
+/// The in-sandbox worker program (Python), embedded in the binary: framing and imports, the
+/// APPS harness, the strict harness, and the zygote loop that forks children for them.
+pub const SOURCE: &str = concat!(
+    include_str!("worker/common.py"),
+    "\n\n",
+    include_str!("worker/apps.py"),
+    "\n\n",
+    include_str!("worker/strict.py"),
+    "\n\n",
+    include_str!("worker/zygote.py"),
+);
 /// The largest frame a worker may send; anything bigger is a protocol error.
 const MAX_FRAME: usize = 256 << 20;
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
