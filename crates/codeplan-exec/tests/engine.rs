@@ -4,26 +4,33 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use codeplan_data::Sample;
 use codeplan_exec::eval::{evaluate, Calibration, EvalOptions, JudgeChoice};
 use codeplan_exec::judge::{JudgeKind, JudgeLimits, SampleStatus};
+use codeplan_exec::pool::{judge_one, Job, JudgeSettings, PoolConfig, Slot};
+use codeplan_exec::python::PythonInfo;
 
-/// A program that forges a protocol frame (an out-of-range test index) on its result pipe,
-/// which it finds among its open file descriptors: the worker relays it, Rust rejects it.
+/// A program that forges protocol frames (an out-of-range test index, a duplicate) on every
+/// file descriptor it has, its result pipe among them.
 const FORGER: &str = r#"
 import os, struct, json
-body = json.dumps({"t": "test", "i": 10**6, "status": "ok", "result": True}).encode()
-for fd in range(3, 64):
-    try:
-        os.write(fd, struct.pack("<I", len(body)) + body)
-    except OSError:
-        pass
+for msg in ({"t": "test", "i": 10**6, "status": "ok", "result": True},
+            {"t": "test", "i": 0, "status": "ok", "stdout": "1\n"},
+            {"t": "exit", "exit_code": 0}):
+    body = json.dumps(msg).encode()
+    for fd in range(3, 64):
+        try:
+            os.write(fd, struct.pack("<I", len(body)) + body)
+        except OSError:
+            pass
 "#;
 
 #[test]
-fn a_worker_fault_is_retried_once_then_reported_as_internal_error() {
+fn forged_frames_fail_the_sample_not_the_engine() {
     let pool = common::pool(1);
-    let p = common::stdio_problem("p", &[("1\n", "1\n")]);
+    let p = common::stdio_problem("p", &[("1\n", "1\n"), ("2\n", "2\n")]);
     let v = common::judge(
         &pool,
         JudgeKind::Apps,
@@ -33,17 +40,61 @@ fn a_worker_fault_is_retried_once_then_reported_as_internal_error() {
             (p.clone(), "print(input())".into()),
         ],
     );
-    assert_eq!(v[0].status, SampleStatus::InternalError, "{:?}", v[0]);
-    assert_eq!(v[0].attempts, 2);
-    assert!(v[0]
-        .internal_error
-        .as_deref()
-        .unwrap()
-        .contains("bad test index"));
-    assert!(!v[0].passed);
-    // The pool replaced the worker and judges the next sample correctly.
+    assert!(!v[0].passed, "{:?}", v[0]);
+    assert_ne!(v[0].status, SampleStatus::InternalError, "{:?}", v[0]);
+    assert_eq!(v[0].attempts, 1);
     assert!(v[1].passed, "{:?}", v[1]);
-    assert_eq!(v[1].attempts, 1);
+}
+
+/// A worker that dies under a sample (here: its interpreter is killed after 1.5 s by a
+/// wrapper) is replaced, the sample retried once, then reported as an internal error.
+#[test]
+fn a_dying_worker_is_replaced_and_the_sample_retried_once_then_internal_error() {
+    // Not under /tmp: the sandbox mounts a private /tmp before exec.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut python = PythonInfo::discover(None).unwrap();
+    let wrapper = dir.path().join("python-dies");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec timeout -s KILL 1.5 {} \"$@\"\n",
+            python.executable.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    python.executable = wrapper;
+    python.read_paths.push(dir.path().to_path_buf());
+    let mut slot = Slot::new(Arc::new(PoolConfig::new(python)));
+    let p = Arc::new(common::stdio_problem("p", &[("1\n", "1\n")]));
+    let job = |code: &str| Job {
+        problem: p.clone(),
+        sample: Sample {
+            problem_id: "p".into(),
+            sample_idx: 0,
+            code: code.into(),
+        },
+        kind: JudgeKind::Apps,
+        limits: JudgeLimits {
+            test_timeout_s: 10.0,
+            sample_timeout_s: 20.0,
+            ..JudgeLimits::default()
+        },
+    };
+    let v = judge_one(
+        &mut slot,
+        &job("import time\ntime.sleep(5)\nprint(1)"),
+        &JudgeSettings::default(),
+    );
+    assert_eq!(v.status, SampleStatus::InternalError, "{v:?}");
+    assert_eq!(v.attempts, 2);
+    assert!(v.internal_error.is_some());
+    assert!(!v.passed);
+    assert_eq!(slot.starts, 2, "a fresh worker for the retry");
 }
 
 fn sleeper(seconds: f64) -> String {

@@ -76,6 +76,50 @@ pub fn tokens_match(output: &[u8], expected: &[u8], float_tol: f64) -> bool {
     }
 }
 
+/// Strict equality of a returned value (as JSON) with the expected one.
+///
+/// Lists, objects, text, booleans and null compare exactly (a boolean never equals a number);
+/// an expected integer needs the same number; where a float is expected a number within
+/// `float_tol * max(1, |expected|)` matches. As in APPS, an expected one-element list also
+/// accepts its element.
+pub fn values_match(
+    output: &serde_json::Value,
+    expected: &serde_json::Value,
+    float_tol: f64,
+) -> bool {
+    value_eq(output, expected, float_tol)
+        || matches!(expected, serde_json::Value::Array(e) if e.len() == 1 && value_eq(output, &e[0], float_tol))
+}
+
+fn value_eq(out: &serde_json::Value, expected: &serde_json::Value, tol: f64) -> bool {
+    use serde_json::Value as V;
+    match (out, expected) {
+        (V::Number(a), V::Number(b)) if b.is_f64() => match (a.as_f64(), b.as_f64()) {
+            (Some(a), Some(b)) => {
+                a == b || (b.is_finite() && (a - b).abs() <= tol * b.abs().max(1.0))
+            }
+            _ => false,
+        },
+        (V::Number(a), V::Number(b)) => match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
+            (Some(x), Some(y), _, _) => x == y,
+            (_, _, Some(x), Some(y)) => x == y,
+            _ => a.as_f64() == b.as_f64(),
+        },
+        (V::Array(a), V::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| value_eq(x, y, tol))
+        }
+        (V::Object(a), V::Object(b)) => {
+            a.len() == b.len()
+                && b.iter()
+                    .all(|(k, y)| a.get(k).is_some_and(|x| value_eq(x, y, tol)))
+        }
+        (V::String(a), V::String(b)) => a == b,
+        (V::Bool(a), V::Bool(b)) => a == b,
+        (V::Null, V::Null) => true,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +233,22 @@ mod tests {
     fn non_utf8_bytes_compare_as_bytes() {
         assert!(tokens_match(b"\xff 1.0", b"\xff 1.0000001", TOL));
         assert!(!tokens_match(b"\xfe", b"\xff", TOL));
+    }
+
+    #[test]
+    fn returned_values() {
+        use serde_json::json;
+        let v = |o: serde_json::Value, e: serde_json::Value| values_match(&o, &e, TOL);
+        assert!(v(json!(3), json!([3])));
+        assert!(v(json!([1, 2]), json!([1, 2])));
+        assert!(v(json!([1, 2]), json!([[1, 2]])));
+        assert!(v(json!(0.30000000000000004), json!([0.3])));
+        assert!(!v(json!(0.31), json!([0.3])));
+        assert!(!v(json!(true), json!([1])), "a bool is not a number");
+        assert!(!v(json!(3.5), json!(3)), "an integer is expected exactly");
+        assert!(v(json!({"a": [1.0]}), json!({"a": [1.0000001]})));
+        assert!(!v(json!({"a": 1}), json!({"a": 1, "b": 2})));
+        assert!(!v(json!("3"), json!(3)));
+        assert!(!v(json!(null), json!([])));
     }
 }

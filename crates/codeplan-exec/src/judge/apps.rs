@@ -57,7 +57,8 @@ pub(super) fn run(
         "op": "apps",
         "code": sample.code,
         "inputs": io.inputs,
-        "outputs": io.outputs,
+        // Standard-input outputs are compared here, never shown to the program.
+        "outputs": if io.fn_name.is_some() { io.outputs.clone() } else { Vec::new() },
         "fn_name": io.fn_name,
         "test_timeout_s": limits.test_timeout_s,
         "output_chars": limits.output_bytes,
@@ -181,6 +182,13 @@ pub(super) fn run(
         verdict.tests = fill(tests, TestStatus::NotRun);
         return Ok(verdict);
     }
+    if io.fn_name.is_none() && reference_would_crash(&io.outputs, &tests) {
+        verdict.status = SampleStatus::NoResult;
+        verdict.no_result_cause = Some("child_exited_without_result".into());
+        verdict.apps_result = Some(vec![json!(-1); NO_RESULT_ENTRIES]);
+        verdict.tests = fill(tests, TestStatus::NotRun);
+        return Ok(verdict);
+    }
     let result: Vec<Value> = raw.into_iter().map(Option::unwrap).collect();
     verdict.passed = result.iter().all(|v| *v == Value::Bool(true));
     verdict.status = if verdict.passed {
@@ -191,6 +199,41 @@ pub(super) fn run(
     verdict.apps_result = Some(result);
     verdict.tests = fill(tests, TestStatus::NotRun);
     Ok(verdict)
+}
+
+/// Whether the reference harness would die (no result) on these expected outputs.
+///
+/// It joins a list of lines before running a test (a non-text element raises outside any
+/// `try`), turns an object with integer keys into a one-element list first (same fate), and
+/// calls text methods on the expected value after a test ran (anything but text raises).
+fn reference_would_crash(outputs: &[Value], tests: &[Option<TestVerdict>]) -> bool {
+    let ran = |t: &Option<TestVerdict>| {
+        t.as_ref()
+            .is_some_and(|t| matches!(t.status, TestStatus::Pass | TestStatus::WrongAnswer))
+    };
+    outputs
+        .iter()
+        .zip(tests)
+        .any(|(expected, test)| match expected {
+            Value::String(_) => false,
+            Value::Array(items) => !items.iter().all(Value::is_string),
+            Value::Object(map) => map.keys().all(|k| py_int(k)) || ran(test),
+            _ => ran(test),
+        })
+}
+
+/// Whether Python's `int(text)` accepts `text` (decimal, optional sign, surrounding whitespace,
+/// single underscores between digits).
+fn py_int(text: &str) -> bool {
+    let t = crate::compare::pytext::py_strip(text);
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits
+            .chars()
+            .all(|c| c == '_' || crate::compare::pytext::unicode_decimal(c).is_some())
 }
 
 fn fill(tests: Vec<Option<TestVerdict>>, missing: TestStatus) -> Vec<TestVerdict> {

@@ -11,7 +11,7 @@ use super::{
     blank_verdict, JudgeKind, JudgeLimits, SampleStatus, SampleVerdict, TestStatus, TestVerdict,
     WorkerFault,
 };
-use crate::compare::strict::tokens_match;
+use crate::compare::strict::{tokens_match, values_match};
 use crate::pool::Slot;
 use crate::worker::ReadError;
 
@@ -20,10 +20,13 @@ const SIGKILL: i64 = 9;
 const SIGXCPU: i64 = 24;
 const SIGXFSZ: i64 = 25;
 
-fn nonce(sample: &Sample) -> String {
-    // Unpredictable to the program (it never sees this code), stable for reproducibility.
-    let seed = format!("codeplan-check-{}-{}", sample.problem_id, sample.sample_idx);
-    format!("__codeplan_ok_{}__", &super::sha256_hex(&seed)[..24])
+/// A fresh random marker the harness sends back only after a check program ran to its end.
+fn nonce() -> String {
+    let mut bytes = [0u8; 16];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into the buffer.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    assert_eq!(n, bytes.len() as isize, "getrandom failed");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn bytes_of(latin1: &str) -> Vec<u8> {
@@ -55,7 +58,7 @@ pub(super) fn run(
 ) -> Result<SampleVerdict, WorkerFault> {
     let memory_bytes = slot.memory_bytes();
     let mut verdict = blank_verdict(JudgeKind::Strict, problem, sample);
-    let nonce = nonce(sample);
+    let nonce = nonce();
     let (kind, code, inputs, outputs, fn_name) = match &problem.tests {
         Tests::Io(io) => (
             if io.fn_name.is_some() {
@@ -71,8 +74,8 @@ pub(super) fn run(
         Tests::Check(c) => (
             "check",
             format!(
-                "{}\n\n{}\n\ncheck({})\nprint({:?})\n",
-                sample.code, c.test, c.entry_point, nonce
+                "{}\n\n{}\n\ncheck({})\n",
+                sample.code, c.test, c.entry_point
             ),
             Vec::new(),
             Vec::new(),
@@ -88,9 +91,10 @@ pub(super) fn run(
     let mut compile_error = false;
     while next < n && !compile_error {
         let worker = slot.get().map_err(|e| WorkerFault(e.to_string()))?;
+        // Expected outputs stay here: the program could read anything sent to its process.
         let request = json!({
-            "op": "strict", "kind": kind, "code": code, "inputs": inputs, "outputs": outputs,
-            "fn_name": fn_name, "nonce": nonce, "float_tol": limits.float_tol, "start": next,
+            "op": "strict", "kind": kind, "code": code, "inputs": inputs,
+            "fn_name": fn_name, "nonce": (kind == "check").then_some(&nonce), "float_tol": limits.float_tol, "start": next,
             "limits": {
                 "cpu_s": limits.test_timeout_s, "memory_bytes": memory_bytes,
                 "file_bytes": limits.output_bytes, "open_files": 64,
@@ -102,11 +106,20 @@ pub(super) fn run(
         loop {
             match worker.read(Instant::now() + wall) {
                 Ok(msg) => match msg["t"].as_str() {
-                    Some("verdict") => {
+                    // Only the frame its kind produces counts: a check program's completion
+                    // marker, or a call-based test's returned value.
+                    Some(t @ ("verdict" | "value")) if (t == "verdict") == (kind == "check") => {
                         if let Some(i) = msg["i"].as_u64().map(|i| i as usize).filter(|&i| i < n) {
-                            if msg["nonce"].as_str() == Some(nonce.as_str()) {
-                                verdict_ok[i] = msg["ok"].as_bool();
-                            }
+                            verdict_ok[i] = Some(if t == "verdict" {
+                                msg["nonce"].as_str() == Some(nonce.as_str())
+                            } else {
+                                msg["json"]
+                                    .as_str()
+                                    .and_then(|j| serde_json::from_str::<Value>(j).ok())
+                                    .is_some_and(|out| {
+                                        values_match(&out, &outputs[i], limits.float_tol)
+                                    })
+                            });
                         }
                     }
                     Some("test") => {
@@ -114,7 +127,7 @@ pub(super) fn run(
                         else {
                             return Err(WorkerFault(format!("bad test index in {msg}")));
                         };
-                        let t = classify(&msg, kind, &outputs, i, &nonce, verdict_ok[i], limits);
+                        let t = classify(&msg, kind, &outputs, i, verdict_ok[i], limits);
                         compile_error |= t.status == TestStatus::CompileError;
                         tests[i] = Some(t);
                         next = i + 1;
@@ -122,6 +135,8 @@ pub(super) fn run(
                             verdict.stderr_tail = msg["stderr"].as_str().unwrap_or("").to_owned();
                         }
                     }
+                    // The other kind's frame: ignored (its absence fails the test).
+                    Some("verdict" | "value") => {}
                     Some("exit") => break,
                     _ => return Err(WorkerFault(format!("unexpected message {msg}"))),
                 },
@@ -182,7 +197,6 @@ fn classify(
     kind: &str,
     outputs: &[Value],
     i: usize,
-    nonce: &str,
     verdict_ok: Option<bool>,
     limits: &JudgeLimits,
 ) -> TestVerdict {
@@ -204,15 +218,12 @@ fn classify(
                     "stdio" => {
                         tokens_match(&stdout, &expected_bytes(&outputs[i]), limits.float_tol)
                     }
-                    "call" => verdict_ok == Some(true),
-                    _ => String::from_utf8_lossy(&stdout)
-                        .lines()
-                        .last()
-                        .is_some_and(|l| l.trim() == nonce),
+                    _ => verdict_ok == Some(true),
                 };
                 if ok {
                     TestStatus::Pass
-                } else if kind == "call" && verdict_ok.is_none() {
+                } else if kind != "stdio" && verdict_ok.is_none() {
+                    // Exited "successfully" without returning a value or finishing the checks.
                     TestStatus::RuntimeError
                 } else {
                     TestStatus::WrongAnswer

@@ -146,6 +146,13 @@ pub(crate) fn plan(
     use std::os::unix::ffi::OsStrExt;
     // SAFETY: getuid/getgid have no preconditions.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    if let Some(p) = python.read_paths.iter().find(|p| p.starts_with("/tmp")) {
+        return Err(ExecError::Sandbox(format!(
+            "the interpreter's folder {} is under /tmp, which the sandbox replaces with a private \
+             tmpfs; install the interpreter (or its environment) elsewhere",
+            p.display()
+        )));
+    }
     let mut rules = Vec::new();
     let system_read = [
         "/usr",

@@ -219,16 +219,19 @@ def run_apps(req, emit):
                 inputs = [{int(k): v for k, v in inputs[0].items()}]
         except BaseException:
             pass
-        try:
-            if isinstance(outputs_all[index], dict):
-                outputs_all[index] = [{int(k): v for k, v in outputs_all[index].items()}]
-        except BaseException:
-            pass
-        try:
-            if isinstance(outputs_all[index][0], dict):
-                outputs_all[index] = [{int(k): v for k, v in outputs_all[index][0].items()}]
-        except BaseException:
-            pass
+        if fn_name is not None:
+            # Expected outputs reach the child only for call-based tests, whose comparison is
+            # Python equality on the returned object; stdio outputs are compared in Rust.
+            try:
+                if isinstance(outputs_all[index], dict):
+                    outputs_all[index] = [{int(k): v for k, v in outputs_all[index].items()}]
+            except BaseException:
+                pass
+            try:
+                if isinstance(outputs_all[index][0], dict):
+                    outputs_all[index] = [{int(k): v for k, v in outputs_all[index][0].items()}]
+            except BaseException:
+                pass
 
         start = time.perf_counter()
         if fn_name is not None:
@@ -265,8 +268,6 @@ def run_apps(req, emit):
             passed = False
             if isinstance(inputs, list):
                 inputs = "\n".join(inputs)
-            if isinstance(outputs_all[index], list):
-                outputs_all[index] = "\n".join(outputs_all[index])
             saved_stdout = sys.stdout
             capture = CappedStringIO(out_cap)
             capture.close = lambda x: 1
@@ -292,9 +293,6 @@ def run_apps(req, emit):
                 emit({"t": "test", "i": index, "status": status, "error": error_text(error),
                       "time_s": elapsed, "maxrss_kb": maxrss_kb()})
                 continue
-            if not isinstance(outputs_all[index], str):
-                # The reference's comparison calls str methods on it and dies with no result.
-                raise AttributeError("expected output of test %d is not text" % index)
             if any("\ud800" <= ch <= "\udfff" for ch in text):
                 # Lone surrogates cannot cross as UTF-8; they never match expected text anyway.
                 text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")

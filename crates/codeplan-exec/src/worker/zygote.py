@@ -80,6 +80,9 @@ def fork_child(scratch, body, stdin_path=None, stdout_path=None):
                 body_ = json.dumps(obj).encode("utf-8", "surrogatepass")
                 out.write(struct.pack("<I", len(body_)) + body_)
 
+            # Python's own SIGINT handler, as in the reference process (the worker ignores it).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            confine_child()
             body(emit)
             os._exit(0)
         except BaseException:
@@ -92,26 +95,74 @@ def fork_child(scratch, body, stdin_path=None, stdout_path=None):
     return pid, r
 
 
-def relay(r, allowed, limit=MAX_CHILD_BYTES):
-    """Forward the child's frames to Rust, validated; stop reading past the size limit."""
-    total = 0
+def collect(pid, r, limit=MAX_CHILD_BYTES):
+    """Read the child's output until it exits, then kill whatever it left behind.
+
+    Waiting for the child's exit (not for end-of-file) means a leftover process holding the
+    pipe cannot stall the verdict. Returns (status, rusage, bytes, overflowed).
+    """
+    os.set_blocking(r, False)
+    buf = bytearray()
+    overflow = False
+    status = usage = None
     while True:
-        head = read_exact(r, 4)
-        if head is None:
-            return True
-        (n,) = struct.unpack("<I", head)
-        total += n
-        if total > limit:
-            return False
-        body = read_exact(r, n)
-        if body is None:
-            return True
+        ready, _, _ = select.select([r], [], [], 0.05 if status is None else 1.0)
+        if ready:
+            try:
+                chunk = os.read(r, 1 << 20)
+            except BlockingIOError:
+                chunk = None
+            if chunk == b"":
+                break
+            if chunk:
+                if len(buf) + len(chunk) > limit:
+                    overflow = True
+                    if status is None:
+                        os.kill(pid, signal.SIGKILL)
+                else:
+                    buf += chunk
+        elif status is not None:
+            break
+        if status is None:
+            p, st, ru = os.wait4(pid, os.WNOHANG)
+            if p == pid:
+                status, usage = st, ru
+                reap_everything(pid)
+    if status is None:
+        _, status, usage = os.wait4(pid, 0)
+    reap_everything(pid)
+    return status, usage, bytes(buf), overflow
+
+
+def frames(data, allowed, n_tests):
+    """Parse the child's frames, keeping only well-formed ones: a known type, a test index in
+    range, the first frame per (type, index). The program shares the child's process and could
+    write frames itself; a malformed one must fail its sample, not look like an engine fault."""
+    out = []
+    seen = set()
+    pos = 0
+    while pos + 4 <= len(data):
+        (n,) = struct.unpack_from("<I", data, pos)
+        body = data[pos + 4:pos + 4 + n]
+        pos += 4 + n
+        if len(body) < n:
+            break
         try:
             msg = json.loads(body)
         except ValueError:
-            return False
-        if isinstance(msg, dict) and msg.get("t") in allowed:
-            write_frame(PROTO_OUT, msg)
+            continue
+        if not isinstance(msg, dict) or msg.get("t") not in allowed:
+            continue
+        index = msg.get("i")
+        if msg["t"] != "load" and msg["t"] != "probe":
+            if type(index) is not int or not 0 <= index < n_tests:
+                continue
+        key = (msg["t"], index)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(msg)
+    return out
 
 
 def handle_apps(req, scratch):
@@ -122,17 +173,13 @@ def handle_apps(req, scratch):
         run_apps(req, emit)
 
     pid, r = fork_child(scratch, body)
-    ok = relay(r, ("load", "test"))
+    status, _, data, overflow = collect(pid, r)
     os.close(r)
-    if not ok:
-        reap_everything(pid)
-        write_frame(PROTO_OUT, {"t": "exit", "exit_code": None, "signal": None, "protocol_error": True,
-                                "stderr": read_tail(os.path.join(scratch, ".stderr"))})
-        return
-    _, status = os.waitpid(pid, 0)
+    for msg in frames(data, ("load", "test"), len(req["inputs"])):
+        write_frame(PROTO_OUT, msg)
     info = describe_status(status)
-    info.update({"t": "exit", "stderr": read_tail(os.path.join(scratch, ".stderr"))})
-    reap_everything(pid)
+    info.update({"t": "exit", "protocol_error": overflow,
+                 "stderr": read_tail(os.path.join(scratch, ".stderr"))})
     write_frame(PROTO_OUT, info)
 
 
@@ -155,15 +202,19 @@ def handle_strict(req, scratch):
 
         def body(emit, index=index):
             apply_limits(limits)
+            # A file-size overrun kills the program (Python ignores SIGXFSZ by default, which
+            # would turn the output cap into an ordinary write error).
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
             run_strict_test(req, index, emit)
 
         t0 = time.perf_counter()
         pid, r = fork_child(scratch, body, stdin_path=stdin_path, stdout_path=stdout_path)
-        relay(r, ("verdict",), limit=1 << 16)
+        status, usage, data, _ = collect(pid, r, limit=64 << 20)
         os.close(r)
-        _, status, usage = os.wait4(pid, 0)
         elapsed = time.perf_counter() - t0
-        reap_everything(pid)
+        for msg in frames(data, ("value", "verdict"), n):
+            if msg.get("i") == index:
+                write_frame(PROTO_OUT, msg)
         info = describe_status(status)
         cap = limits.get("file_bytes") or (1 << 30)
         try:
@@ -208,6 +259,11 @@ def read_status_field(name):
 
 
 def main():
+    # The worker outlives many programs: a stray SIGINT must not end it, and its memory and
+    # file descriptors must not be reachable through /proc by a program that drops to the
+    # same uid (children also lose every capability, see confine_child).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     scratch = sys.argv[1] if len(sys.argv) > 1 else os.getcwd()
     os.makedirs(scratch, exist_ok=True)
     write_frame(PROTO_OUT, hello())
@@ -231,10 +287,10 @@ def main():
                 exec(src, g)
 
             pid, r = fork_child(scratch, body)
-            relay(r, ("probe",))
+            status, _, data, _ = collect(pid, r)
             os.close(r)
-            _, status = os.waitpid(pid, 0)
-            reap_everything(pid)
+            for msg in frames(data, ("probe",), 0):
+                write_frame(PROTO_OUT, msg)
             info = describe_status(status)
             info.update({"t": "exit", "stderr": read_tail(os.path.join(scratch, ".stderr"))})
             write_frame(PROTO_OUT, info)

@@ -91,7 +91,8 @@ pub fn judge(
 
 /// Like [`pool`], with explicit sandbox limits (e.g. a smaller memory cap for memory bombs).
 pub fn pool_with_limits(jobs: usize, limits: codeplan_exec::sandbox::SandboxLimits) -> Pool {
-    let python = PythonInfo::discover(None).expect("python3 with numpy (run .ci/run or scripts/setup.sh)");
+    let python =
+        PythonInfo::discover(None).expect("python3 with numpy (run .ci/run or scripts/setup.sh)");
     let mut config = PoolConfig::new(python);
     config.jobs = jobs;
     config.limits = limits;
