@@ -163,16 +163,7 @@ pub(super) fn run(
         verdict.status = SampleStatus::CompileError;
         verdict.apps_result = Some(vec![json!(-2)]);
         verdict.stderr_tail = err;
-        verdict.tests = vec![
-            TestVerdict {
-                status: TestStatus::CompileError,
-                time_s: 0.0,
-                memory_kb: 0,
-                stderr_tail: None,
-                stage: None,
-            };
-            n
-        ];
+        verdict.tests = vec![TestVerdict::without_run(TestStatus::CompileError); n];
         return Ok(verdict);
     }
     if !loaded || raw.iter().any(Option::is_none) {
@@ -239,14 +230,6 @@ fn py_int(text: &str) -> bool {
 fn fill(tests: Vec<Option<TestVerdict>>, missing: TestStatus) -> Vec<TestVerdict> {
     tests
         .into_iter()
-        .map(|t| {
-            t.unwrap_or(TestVerdict {
-                status: missing,
-                time_s: 0.0,
-                memory_kb: 0,
-                stderr_tail: None,
-                stage: None,
-            })
-        })
+        .map(|t| t.unwrap_or(TestVerdict::without_run(missing)))
         .collect()
 }

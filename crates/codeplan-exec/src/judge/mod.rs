@@ -112,6 +112,19 @@ pub struct TestVerdict {
     pub stage: Option<String>,
 }
 
+impl TestVerdict {
+    /// A test that produced nothing to measure (not run, or lost with its sample).
+    pub fn without_run(status: TestStatus) -> TestVerdict {
+        TestVerdict {
+            status,
+            time_s: 0.0,
+            memory_kb: 0,
+            stderr_tail: None,
+            stage: None,
+        }
+    }
+}
+
 /// The overall outcome of a sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

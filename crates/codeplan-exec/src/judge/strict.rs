@@ -165,15 +165,7 @@ pub(super) fn run(
     };
     verdict.tests = tests
         .into_iter()
-        .map(|t| {
-            t.unwrap_or(TestVerdict {
-                status: missing,
-                time_s: 0.0,
-                memory_kb: 0,
-                stderr_tail: None,
-                stage: None,
-            })
-        })
+        .map(|t| t.unwrap_or(TestVerdict::without_run(missing)))
         .collect();
     finish(&mut verdict, compile_error);
     Ok(verdict)

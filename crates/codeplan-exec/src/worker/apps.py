@@ -181,29 +181,22 @@ def run_apps(req, emit):
     t0 = time.perf_counter()
     if fn_name is not None:
         sol += test
-        arm(timeout)
-        try:
-            tmp_sol = load_module(sol)
-            tmp = tmp_sol if "class Solution" not in test else tmp_sol.Solution()
-            disarm()
-        except Exception as e:
-            disarm()
-            emit({"t": "load", "ok": False, "error": error_text(e), "timeout": isinstance(e, TimeoutException)})
-            return
-        disarm()
         method_name = fn_name
     else:
         sol += rewrite_stdin_program(test)
         method_name = "code"
-        arm(timeout)
-        try:
-            tmp = load_module(sol)
-            disarm()
-        except Exception as e:
-            disarm()
-            emit({"t": "load", "ok": False, "error": error_text(e), "timeout": isinstance(e, TimeoutException)})
-            return
+    arm(timeout)
+    try:
+        tmp = load_module(sol)
+        # Call-based only: the reference instantiates Solution at load time, under the alarm.
+        if fn_name is not None and "class Solution" in test:
+            tmp = tmp.Solution()
         disarm()
+    except Exception as e:
+        disarm()
+        emit({"t": "load", "ok": False, "error": error_text(e), "timeout": isinstance(e, TimeoutException)})
+        return
+    disarm()
     try:
         method = getattr(tmp, method_name)
     except BaseException as e:
