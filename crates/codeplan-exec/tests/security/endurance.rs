@@ -12,47 +12,58 @@ fn thousand_hostile_samples_in_a_row() {
         name: &'static str,
         code: &'static str,
         test: TestStatus,
+        /// Also right: a bomb that a loaded machine slows past the wall-clock backstop is
+        /// killed and judged a timeout (seen once in CI on a shared 2-core runner).
+        or_timeout: bool,
     }
     let attacks = [
         Attack {
             name: "fork bomb",
             code: "import os, time\nwhile True:\n    if os.fork() == 0:\n        os.closerange(3, 4096)\n        time.sleep(60)\n",
             test: TestStatus::RuntimeError,
+            or_timeout: true,
         },
         Attack {
             name: "thread bomb",
             code: "import threading, time\nwhile True:\n    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n",
             test: TestStatus::RuntimeError,
+            or_timeout: true,
         },
         Attack {
             name: "memory bomb",
             code: "chunks = []\nwhile True:\n    chunks.append(bytearray(64 << 20))\n",
             test: TestStatus::MemoryLimit,
+            or_timeout: false,
         },
         Attack {
             name: "os._exit",
             code: "import os\nos._exit(3)\n",
             test: TestStatus::RuntimeError,
+            or_timeout: false,
         },
         Attack {
             name: "kill parent",
             code: "import os, signal\nfor s in (signal.SIGKILL, signal.SIGTERM, signal.SIGSTOP, signal.SIGINT):\n    for pid in (os.getppid(), 1):\n        try:\n            os.kill(pid, s)\n        except PermissionError:\n            pass\nprint(0)\n",
             test: TestStatus::WrongAnswer,
+            or_timeout: false,
         },
         Attack {
             name: "/dev/shm",
             code: "open('/dev/shm/x', 'wb').write(b'x' * (100 << 20))\n",
             test: TestStatus::RuntimeError,
+            or_timeout: false,
         },
         Attack {
             name: "100 MB output",
             code: "import os\nblock = b'7' * (1 << 20)\nfor _ in range(100):\n    os.write(1, block)\n",
             test: TestStatus::OutputLimit,
+            or_timeout: false,
         },
         Attack {
             name: "exception",
             code: "raise ValueError('hostile')\n",
             test: TestStatus::RuntimeError,
+            or_timeout: false,
         },
     ];
     let total = 1000;
@@ -77,7 +88,9 @@ fn thousand_hostile_samples_in_a_row() {
         let a = &attacks[i % attacks.len()];
         let got = v.tests.first().map(|t| t.status);
         seen.insert(format!("{}: {:?}/{:?}", a.name, v.status, got));
-        if v.passed || v.status != SampleStatus::Failed || got != Some(a.test) {
+        let right_status =
+            got == Some(a.test) || (a.or_timeout && got == Some(TestStatus::Timeout));
+        if v.passed || v.status != SampleStatus::Failed || !right_status {
             wrong.push(format!(
                 "#{i} {}: expected {:?}\n{}",
                 a.name,
