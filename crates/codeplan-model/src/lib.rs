@@ -1,0 +1,2 @@
+//! codeplan's model runtime: loading GGUF and Hugging Face models, tokenizers, chat templates
+//! and batched generation on candle.
