@@ -37,6 +37,7 @@ mod humaneval;
 mod json;
 mod load;
 pub mod problem;
+pub mod prompt;
 pub mod sample;
 mod samples;
 mod select;

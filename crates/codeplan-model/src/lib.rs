@@ -1,2 +1,22 @@
 //! codeplan's model runtime: loading GGUF and Hugging Face models, tokenizers, chat templates
 //! and batched generation on candle.
+
+pub mod arch;
+pub mod batch;
+pub mod cache;
+pub mod config;
+pub mod decoder;
+pub mod error;
+pub mod generate;
+pub mod load;
+pub mod sampling;
+pub mod weights;
+
+pub use batch::{Batch, Event, FinishReason, PromptRequest, SeqId, Timings};
+pub use config::{DecoderConfig, RopeStyle};
+pub use decoder::{Decoder, Segment};
+pub use error::{ModelError, Result};
+pub use generate::{generate_tokens, Control, TokenCompletion};
+pub use load::{load_gguf, load_hf_dir};
+pub use sampling::{Sampler, SamplingParams};
+pub use weights::{Precision, WeightSource};

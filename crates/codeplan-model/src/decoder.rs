@@ -1,0 +1,262 @@
+//! The Llama-family decoder shared by every supported architecture.
+//!
+//! One forward pass takes any number of *segments* — (sequence cache, new tokens) — and runs
+//! their rows through the matrix multiplications together, so a prompt's prefill, the decode
+//! step of `n` samples, and the decode steps of several requests all batch the same way.
+//! Attention is computed per segment against that segment's own cache.
+
+use candle_core::quantized::QTensor;
+use candle_core::{DType, Device, Tensor};
+
+use crate::cache::SequenceCache;
+use crate::config::{DecoderConfig, RopeStyle};
+use crate::error::{ModelError, Result};
+use crate::weights::{Embedding, Linear, Role, WeightSource};
+
+/// New tokens for one sequence in a forward pass.
+pub struct Segment<'a> {
+    /// The sequence's cache; the new positions are appended to it.
+    pub cache: &'a mut SequenceCache,
+    /// Tokens to feed (the whole prompt for a prefill, one token for a decode step).
+    pub tokens: &'a [u32],
+}
+
+struct Block {
+    attn_norm: Tensor,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    ffn_norm: Tensor,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+}
+
+/// A loaded decoder-only transformer (weights, RoPE tables), ready to run.
+pub struct Decoder {
+    config: DecoderConfig,
+    embed: Embedding,
+    blocks: Vec<Block>,
+    norm: Tensor,
+    lm_head: Linear,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Decoder {
+    /// Loads every weight the configuration calls for from `source`.
+    pub fn load(source: &mut WeightSource, config: DecoderConfig) -> Result<Self> {
+        let c = &config;
+        let (d, kv_out, q_out) = (
+            c.hidden_size,
+            c.num_kv_heads * c.head_dim,
+            c.num_heads * c.head_dim,
+        );
+        let embed = source.embedding(c.vocab_size, d)?;
+        let mut blocks = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            blocks.push(Block {
+                attn_norm: source.norm(Role::AttnNorm(i), d)?,
+                q: source.linear(Role::Q(i), q_out, d, c.attention_bias)?,
+                k: source.linear(Role::K(i), kv_out, d, c.attention_bias)?,
+                v: source.linear(Role::V(i), kv_out, d, c.attention_bias)?,
+                o: source.linear(Role::O(i), d, q_out, false)?,
+                ffn_norm: source.norm(Role::FfnNorm(i), d)?,
+                gate: source.linear(Role::Gate(i), c.intermediate_size, d, false)?,
+                up: source.linear(Role::Up(i), c.intermediate_size, d, false)?,
+                down: source.linear(Role::Down(i), d, c.intermediate_size, false)?,
+            });
+        }
+        let norm = source.norm(Role::FinalNorm, d)?;
+        let lm_head = source.lm_head(c.vocab_size, d)?;
+        let (cos, sin) = rope_tables(c)?;
+        Ok(Decoder {
+            config,
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            cos,
+            sin,
+        })
+    }
+
+    /// The model's shape and constants.
+    pub fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    /// An empty cache for one sequence.
+    pub fn new_cache(&self) -> SequenceCache {
+        SequenceCache::new(self.config.num_layers)
+    }
+
+    /// Runs the new tokens of every segment and returns the next-token logits after each
+    /// segment's last token, `(segments, vocab)` in f32.
+    ///
+    /// On error the segments' caches are left in an unspecified state.
+    pub fn forward(&self, segments: &mut [Segment<'_>]) -> Result<Tensor> {
+        let c = &self.config;
+        if segments.is_empty() || segments.iter().any(|s| s.tokens.is_empty()) {
+            return Err(ModelError::InvalidRequest(
+                "a forward pass needs at least one token per segment".into(),
+            ));
+        }
+        let mut rows = Vec::new();
+        let mut positions = Vec::new();
+        let mut last_rows = Vec::with_capacity(segments.len());
+        for s in segments.iter() {
+            let start = s.cache.len();
+            let end = start + s.tokens.len();
+            if end > c.context_length {
+                return Err(ModelError::ContextOverflow {
+                    needed: end,
+                    context: c.context_length,
+                });
+            }
+            if let Some(&bad) = s.tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
+                return Err(ModelError::InvalidRequest(format!(
+                    "token id {bad} is outside the vocabulary of {} tokens",
+                    c.vocab_size
+                )));
+            }
+            rows.extend_from_slice(s.tokens);
+            positions.extend((start..end).map(|p| p as u32));
+            last_rows.push((rows.len() - 1) as u32);
+        }
+        let total = rows.len();
+        let dev = Device::Cpu;
+        let mut x = self.embed.forward(&Tensor::from_vec(rows, total, &dev)?)?;
+        let pos = Tensor::from_vec(positions, total, &dev)?;
+        let cos = self.cos.index_select(&pos, 0)?;
+        let sin = self.sin.index_select(&pos, 0)?;
+        let eps = c.rms_norm_eps as f32;
+        let scale = 1.0 / (c.head_dim as f64).sqrt();
+        for (l, block) in self.blocks.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
+            let qkv = project(&h, &[&block.q, &block.k, &block.v])?;
+            let q = self.rope(&qkv[0], c.num_heads, &cos, &sin)?;
+            let k = self.rope(&qkv[1], c.num_kv_heads, &cos, &sin)?;
+            let v = qkv[2]
+                .reshape((total, c.num_kv_heads, c.head_dim))?
+                .transpose(0, 1)?;
+            let mut outs = Vec::with_capacity(segments.len());
+            let mut r0 = 0;
+            for s in segments.iter_mut() {
+                let t = s.tokens.len();
+                let q = q.narrow(1, r0, t)?.contiguous()?;
+                let k = k.narrow(1, r0, t)?.contiguous()?;
+                let v = v.narrow(1, r0, t)?.contiguous()?;
+                let start = s.cache.len();
+                let (k, v) = s.cache.append(l, &k, &v)?;
+                outs.push(attention(c, &q, &k, &v, start, scale)?);
+                r0 += t;
+            }
+            let o = Tensor::cat(&outs, 0)?;
+            x = (x + block.o.forward(&o)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
+            let gu = project(&h, &[&block.gate, &block.up])?;
+            let mlp = (candle_nn::ops::silu(&gu[0])? * &gu[1])?;
+            x = (x + block.down.forward(&mlp)?)?;
+        }
+        for s in segments.iter_mut() {
+            s.cache.advance(s.tokens.len());
+        }
+        let last = x.index_select(&Tensor::new(last_rows, &dev)?, 0)?;
+        let last = candle_nn::ops::rms_norm(&last, &self.norm, eps)?;
+        Ok(self.lm_head.forward(&last)?.to_dtype(DType::F32)?)
+    }
+
+    /// `(rows, heads·head_dim)` → `(heads, rows, head_dim)` with RoPE applied.
+    fn rope(&self, x: &Tensor, heads: usize, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let rows = x.dim(0)?;
+        let x = x
+            .reshape((rows, heads, self.config.head_dim))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .unsqueeze(0)?;
+        let y = match self.config.rope_style {
+            RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&x, cos, sin)?,
+            RopeStyle::Halves => candle_nn::rotary_emb::rope(&x, cos, sin)?,
+        };
+        Ok(y.squeeze(0)?)
+    }
+}
+
+/// Multiplies one input by several layers, in one fused pass over the input when every layer
+/// is quantised alike (q/k/v, gate/up).
+fn project(x: &Tensor, layers: &[&Linear]) -> Result<Vec<Tensor>> {
+    let quantised: Option<Vec<&QTensor>> = layers
+        .iter()
+        .map(|l| l.qtensor().map(|q| q.as_ref()))
+        .collect();
+    if let Some(qs) = quantised {
+        if let Some(outs) = QTensor::gemv_fused_shared_lhs(&qs, x)? {
+            return outs
+                .into_iter()
+                .zip(layers)
+                .map(|(y, l)| l.add_bias(y))
+                .collect();
+        }
+    }
+    layers.iter().map(|l| l.forward(x)).collect()
+}
+
+/// Causal grouped-query attention of one segment: `q (heads, t, hd)` against the cached
+/// `k, v (kv_heads, start + t, hd)`; returns `(t, heads·hd)`.
+fn attention(
+    c: &DecoderConfig,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    start: usize,
+    scale: f64,
+) -> Result<Tensor> {
+    let t = q.dim(1)?;
+    let len = k.dim(1)?;
+    let g = c.group_size();
+    // Query heads that share a key/value head are adjacent, so grouping them is a reshape,
+    // not a copy of the keys.
+    let q = q.reshape((c.num_kv_heads, g * t, c.head_dim))?;
+    let mut att = (q.matmul(&k.t()?)? * scale)?;
+    if t > 1 {
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| {
+                (0..len).map(move |j| {
+                    if j > start + i {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, len), q.device())?;
+        att = att
+            .reshape((c.num_kv_heads, g, t, len))?
+            .broadcast_add(&mask)?
+            .reshape((c.num_kv_heads, g * t, len))?;
+    }
+    let att = candle_nn::ops::softmax_last_dim(&att)?;
+    let out = att.matmul(&v.contiguous()?)?;
+    Ok(out
+        .reshape((c.num_heads, t, c.head_dim))?
+        .transpose(0, 1)?
+        .reshape((t, c.num_heads * c.head_dim))?)
+}
+
+/// cos/sin tables `(context, head_dim / 2)` for every position the model accepts.
+fn rope_tables(c: &DecoderConfig) -> Result<(Tensor, Tensor)> {
+    let half = c.head_dim / 2;
+    let inv_freq: Vec<f32> = (0..half)
+        .map(|i| 1.0 / c.rope_theta.powf(2.0 * i as f32 / c.head_dim as f32))
+        .collect();
+    let dev = Device::Cpu;
+    let inv_freq = Tensor::from_vec(inv_freq, (1, half), &dev)?;
+    let positions = Tensor::arange(0u32, c.context_length as u32, &dev)?
+        .to_dtype(DType::F32)?
+        .reshape((c.context_length, 1))?;
+    let freqs = positions.broadcast_mul(&inv_freq)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}

@@ -1,0 +1,36 @@
+//! Opening a model file or folder and building its decoder.
+
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
+
+use crate::decoder::Decoder;
+use crate::error::{ModelError, Result};
+use crate::weights::{Precision, WeightSource};
+
+/// Loads the decoder of a GGUF file; also returns the file's header (tokenizer, chat template).
+pub fn load_gguf(path: &Path, precision: Precision) -> Result<(Decoder, gguf_file::Content)> {
+    let mut source = WeightSource::open_gguf(path, precision)?;
+    let content = source.gguf_content().expect("a GGUF source");
+    let config = crate::arch::config_from_gguf(content, path)?;
+    let decoder = Decoder::load(&mut source, config)?;
+    Ok((decoder, source.into_gguf_content().expect("a GGUF source")))
+}
+
+/// Loads the decoder of a Hugging Face folder (`config.json` + safetensors), in f32.
+pub fn load_hf_dir(dir: &Path) -> Result<Decoder> {
+    let config_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
+        path: config_path.clone(),
+        source,
+    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ModelError::Metadata {
+            file: config_path.clone(),
+            key: "(file)".into(),
+            problem: format!("is not valid JSON: {e}"),
+        })?;
+    let config = crate::arch::config_from_hf(&json, &config_path)?;
+    let mut source = WeightSource::open_safetensors(dir)?;
+    Decoder::load(&mut source, config)
+}

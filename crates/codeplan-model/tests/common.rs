@@ -1,0 +1,40 @@
+//! Shared helpers: where the real models live, and skipping loudly when one is absent.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The installed GGUF of a named model, or `None` with a printed reason (CI fetches
+/// `smollm2-135m` in `scripts/setup.sh`; the bigger ones are for benchmarks and the demo).
+pub fn model_path(name: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("CODEPLAN_MODELS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/codeplan/models"))
+        })?;
+    let path = root.join(name).join("model.gguf");
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIPPED: {} is not installed ({} missing); run `codeplan models fetch {name}`",
+            name,
+            path.display()
+        );
+        None
+    }
+}
+
+/// Whether a model must be present (CI sets this so that a missing model fails, not skips).
+pub fn required() -> bool {
+    std::env::var_os("CODEPLAN_REQUIRE_MODELS").is_some()
+}
+
+/// `model_path`, failing instead of skipping when models are required.
+pub fn model_or_skip(name: &str) -> Option<PathBuf> {
+    let p = model_path(name);
+    if p.is_none() && required() {
+        panic!("{name} is required (CODEPLAN_REQUIRE_MODELS is set) but not installed");
+    }
+    p
+}
