@@ -4,12 +4,14 @@
 pub mod arch;
 pub mod batch;
 pub mod cache;
+pub mod chat;
 pub mod config;
 pub mod decoder;
 pub mod error;
 pub mod generate;
 pub mod load;
 pub mod sampling;
+pub mod tokenizer;
 pub mod weights;
 
 pub use batch::{Batch, Event, FinishReason, PromptRequest, SeqId, Timings};
