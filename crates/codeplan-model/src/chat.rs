@@ -197,6 +197,14 @@ impl ChatTemplate {
         env.set_syntax(syntax);
         // Python string/dict/list methods (`.strip()`, `.startswith()`, `.items()` ...).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // Python prints True/False/None where minijinja would print true/false/none.
+        env.set_formatter(|out, state, value| match value.kind() {
+            ValueKind::Bool => out
+                .write_str(if value.is_true() { "True" } else { "False" })
+                .map_err(Error::from),
+            ValueKind::None => out.write_str("None").map_err(Error::from),
+            _ => minijinja::escape_formatter(out, state, value),
+        });
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson);

@@ -538,3 +538,90 @@ fn bad_special_ids_and_types_name_the_key() {
         "{msg}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hugging Face folders: the GGUF-built tokenizer saved as tokenizer.json must load back and still
+// reproduce llama.cpp's vectors; BOS/EOS/stop ids come from the JSON configs.
+
+#[test]
+fn hf_dir_round_trip_reproduces_llama_cpp_vectors() {
+    let gguf_tok = vocab("qwen2");
+    let dir = tempfile::tempdir().unwrap();
+    gguf_tok
+        .inner()
+        .save(dir.path().join("tokenizer.json"), false)
+        .unwrap();
+    // Qwen2.5's own configs: no BOS, EOS <|im_end|>, generation also stops on <|endoftext|>.
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        r#"{"bos_token": null, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "add_bos_token": false}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("generation_config.json"),
+        r#"{"eos_token_id": [151645, 151643]}"#,
+    )
+    .unwrap();
+    let hf = Tokenizer::from_hf_dir(dir.path()).unwrap();
+    assert_eq!(
+        (hf.bos_id(), hf.eos_id(), hf.pad_id()),
+        (None, Some(151645), Some(151643))
+    );
+    assert!(!hf.add_bos_by_default());
+    assert_eq!(hf.stop_ids(), [128247, 151643, 151645]);
+    assert_eq!(hf.vocab_size(), gguf_tok.vocab_size());
+
+    let vocab_dir = fixtures().join("vocab");
+    let cases = read_cases(
+        &vocab_dir.join("ggml-vocab-qwen2.gguf.inp"),
+        &vocab_dir.join("ggml-vocab-qwen2.gguf.out"),
+    );
+    let failures: Vec<_> = cases
+        .iter()
+        .filter(|(text, expected)| &hf.encode_literal(text, false).unwrap() != *expected)
+        .map(|(text, _)| text.clone())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases fail: {failures:?}",
+        failures.len(),
+        cases.len()
+    );
+    let chat = "<|im_start|>user\nhi<|im_end|>\n";
+    assert_eq!(
+        hf.encode(chat, false).unwrap(),
+        gguf_tok.encode(chat, false).unwrap()
+    );
+
+    // Missing or broken files name the file.
+    let empty = tempfile::tempdir().unwrap();
+    let err = Tokenizer::from_hf_dir(empty.path())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tokenizer.json"), "{err}");
+    std::fs::write(dir.path().join("tokenizer_config.json"), "{oops").unwrap();
+    let err = Tokenizer::from_hf_dir(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("tokenizer_config.json"), "{err}");
+}
+
+#[test]
+fn hf_dir_bos_from_config() {
+    let gguf_tok = vocab("llama-bpe");
+    let dir = tempfile::tempdir().unwrap();
+    gguf_tok
+        .inner()
+        .save(dir.path().join("tokenizer.json"), false)
+        .unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        r#"{"bos_token": {"content": "<|begin_of_text|>"}, "eos_token": "<|eot_id|>", "add_bos_token": true}"#,
+    )
+    .unwrap();
+    let hf = Tokenizer::from_hf_dir(dir.path()).unwrap();
+    assert_eq!(
+        (hf.bos_id(), hf.eos_id(), hf.add_bos_by_default()),
+        (Some(128000), Some(128009), true)
+    );
+    assert_eq!(hf.encode("Hi", true).unwrap(), [128000, 13347]);
+    assert_eq!(hf.stop_ids(), [128001, 128009]);
+}
