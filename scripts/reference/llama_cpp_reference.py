@@ -211,6 +211,10 @@ def main() -> int:
     out = {
         "generator": "scripts/reference/llama_cpp_reference.py",
         "llama_cpp_python_version": llama_cpp.__version__,
+        # The sdist's vendored llama.cpp carries no commit id; the shared-library versions pin it.
+        "llama_cpp_libraries": sorted(
+            p.name for p in (Path(llama_cpp.__file__).parent / "lib").glob("*.so.*.*.*")
+        ),
         "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
         "sampling": {"temperature": 0.0, "top_k": 1, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0,
                      "seed": 0, "n_threads": 2, "n_ctx": 2048, "max_new_tokens": MAX_NEW_TOKENS},

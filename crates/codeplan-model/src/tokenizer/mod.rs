@@ -409,3 +409,21 @@ fn common_prefix_len(a: &str, b: &str) -> usize {
         .find(|((_, ca), cb)| ca != cb)
         .map_or_else(|| a.len().min(b.len()), |((i, _), _)| i)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The runtime shares one tokenizer and one template across request threads.
+    #[test]
+    fn shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::Tokenizer>();
+        assert_send_sync::<crate::chat::ChatTemplate>();
+    }
+
+    #[test]
+    fn common_prefix_respects_char_boundaries() {
+        assert_eq!(super::common_prefix_len("aé", "aéb"), 3);
+        assert_eq!(super::common_prefix_len("aé", "aè"), 1);
+        assert_eq!(super::common_prefix_len("", "x"), 0);
+    }
+}
