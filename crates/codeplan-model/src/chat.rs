@@ -119,7 +119,10 @@ impl ChatTemplate {
         };
         let token = |key: &str| -> String {
             let id = content.metadata.get(key).and_then(|v| v.to_u32().ok());
-            let tokens = content.metadata.get("tokenizer.ggml.tokens").and_then(|v| v.to_vec().ok());
+            let tokens = content
+                .metadata
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.to_vec().ok());
             match (id, tokens) {
                 (Some(id), Some(tokens)) => match tokens.get(id as usize) {
                     Some(GgufValue::String(s)) => s.clone(),
@@ -140,10 +143,12 @@ impl ChatTemplate {
     pub fn from_hf_dir(dir: &Path) -> Result<Option<Self>, ChatError> {
         let config_path = dir.join("tokenizer_config.json");
         let config: Option<serde_json::Value> = match std::fs::read_to_string(&config_path) {
-            Ok(text) => Some(serde_json::from_str(&text).map_err(|source| ChatError::Json {
-                path: config_path.clone(),
-                source,
-            })?),
+            Ok(text) => Some(
+                serde_json::from_str(&text).map_err(|source| ChatError::Json {
+                    path: config_path.clone(),
+                    source,
+                })?,
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(ChatError::Io {
@@ -192,6 +197,14 @@ impl ChatTemplate {
         env.set_syntax(syntax);
         // Python string/dict/list methods (`.strip()`, `.startswith()`, `.items()` ...).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        // Python prints True/False/None where minijinja would print true/false/none.
+        env.set_formatter(|out, state, value| match value.kind() {
+            ValueKind::Bool => out
+                .write_str(if value.is_true() { "True" } else { "False" })
+                .map_err(Error::from),
+            ValueKind::None => out.write_str("None").map_err(Error::from),
+            _ => minijinja::escape_formatter(out, state, value),
+        });
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson);
@@ -207,7 +220,11 @@ impl ChatTemplate {
 
     /// The prompt text for `messages`; with `add_generation_prompt` it ends with the opening of
     /// the assistant's turn.
-    pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String, ChatError> {
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, ChatError> {
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
@@ -248,20 +265,34 @@ impl ChatTemplate {
     }
 }
 
-fn template_from_config(config: &serde_json::Value, path: &Path) -> Result<Option<String>, ChatError> {
+fn template_from_config(
+    config: &serde_json::Value,
+    path: &Path,
+) -> Result<Option<String>, ChatError> {
     let location = format!("{} field `chat_template`", path.display());
     match config.get("chat_template") {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
         // The multi-template form: [{"name": "default", "template": ...}, {"name": "tool_use", ...}].
         Some(serde_json::Value::Array(items)) => {
-            let default = items.iter().find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"));
-            match default.and_then(|t| t.get("template")).and_then(|t| t.as_str()) {
+            let default = items
+                .iter()
+                .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"));
+            match default
+                .and_then(|t| t.get("template"))
+                .and_then(|t| t.as_str())
+            {
                 Some(s) => Ok(Some(s.to_string())),
                 None => Err(ChatError::WrongType {
                     location,
                     expected: "a list with a `{\"name\": \"default\", \"template\": ...}` entry",
-                    found: format!("names {:?}", items.iter().filter_map(|t| t.get("name")?.as_str()).collect::<Vec<_>>()),
+                    found: format!(
+                        "names {:?}",
+                        items
+                            .iter()
+                            .filter_map(|t| t.get("name")?.as_str())
+                            .collect::<Vec<_>>()
+                    ),
                 }),
             }
         }
@@ -297,7 +328,8 @@ fn describe(e: &Error) -> String {
 
 /// `raise_exception(message)`: how HF templates reject a conversation they cannot format.
 fn raise_exception(message: String) -> Result<Value, Error> {
-    Err(Error::new(ErrorKind::InvalidOperation, message.clone()).with_source(RaisedException(message)))
+    Err(Error::new(ErrorKind::InvalidOperation, message.clone())
+        .with_source(RaisedException(message)))
 }
 
 /// `strftime_now(format)`: the current UTC time formatted like Python's `strftime` (the subset
@@ -312,10 +344,28 @@ fn strftime_now(format: String) -> Result<Value, Error> {
 
 /// Formats a UNIX time (UTC) with a `strftime` pattern.
 fn format_time(secs: i64, format: &str) -> Result<String, Error> {
-    const DAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    const DAYS: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
@@ -365,7 +415,10 @@ fn format_time(secs: i64, format: &str) -> Result<String, Error> {
             other => {
                 return Err(Error::new(
                     ErrorKind::InvalidOperation,
-                    format!("strftime_now: unsupported directive %{}", other.map(String::from).unwrap_or_default()),
+                    format!(
+                        "strftime_now: unsupported directive %{}",
+                        other.map(String::from).unwrap_or_default()
+                    ),
                 ))
             }
         }
@@ -388,7 +441,12 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
         Some(v) => match (v.as_i64(), v.as_str()) {
             (Some(n), _) => Some(" ".repeat(n.max(0) as usize)),
             (None, Some(s)) => Some(s.to_string()),
-            _ => return Err(Error::new(ErrorKind::InvalidOperation, "tojson: indent must be an int or a string")),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::InvalidOperation,
+                    "tojson: indent must be an int or a string",
+                ))
+            }
         },
     };
     let (item_sep, key_sep) = match separators {
@@ -397,11 +455,19 @@ fn tojson(value: Value, kwargs: Kwargs) -> Result<Value, Error> {
             let key = v.get_item_by_index(1)?;
             match (item.as_str(), key.as_str()) {
                 (Some(i), Some(k)) => (i.to_string(), k.to_string()),
-                _ => return Err(Error::new(ErrorKind::InvalidOperation, "tojson: separators must be two strings")),
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "tojson: separators must be two strings",
+                    ))
+                }
             }
         }
         // Python's defaults: ", " without indent, "," with it; ": " always.
-        _ => (if indent.is_some() { "," } else { ", " }.to_string(), ": ".to_string()),
+        _ => (
+            if indent.is_some() { "," } else { ", " }.to_string(),
+            ": ".to_string(),
+        ),
     };
     let opts = JsonOpts {
         indent,
@@ -542,7 +608,11 @@ mod tests {
     fn civil_time_matches_known_dates() {
         // 2024-02-29T13:05:09Z, a Thursday, day 60 of a leap year.
         assert_eq!(
-            format_time(1_709_211_909, "%Y-%m-%d %H:%M:%S %a %A %b %B %j %y %I%p %e %%").unwrap(),
+            format_time(
+                1_709_211_909,
+                "%Y-%m-%d %H:%M:%S %a %A %b %B %j %y %I%p %e %%"
+            )
+            .unwrap(),
             "2024-02-29 13:05:09 Thu Thursday Feb February 060 24 01PM 29 %"
         );
         assert_eq!(format_time(0, "%d %b %Y").unwrap(), "01 Jan 1970");
@@ -560,9 +630,14 @@ mod tests {
         let env = &t.env;
         let tmpl = env.get_template(TEMPLATE_NAME).unwrap();
         let mut inner = BTreeMap::new();
-        inner.insert("a", Value::from(vec![Value::from(1), Value::from(true), Value::from(())]));
+        inner.insert(
+            "a",
+            Value::from(vec![Value::from(1), Value::from(true), Value::from(())]),
+        );
         inner.insert("b", Value::from("q\"\n"));
-        let out = tmpl.render(minijinja::context! { x => Value::from(inner) }).unwrap();
+        let out = tmpl
+            .render(minijinja::context! { x => Value::from(inner) })
+            .unwrap();
         assert_eq!(
             out,
             "{\"a\": [1, true, null], \"b\": \"q\\\"\\n\"}|{\n  \"a\": [\n    1,\n    true,\n    null\n  ],\n  \"b\": \"q\\\"\\n\"\n}|\"é<&>\"|1.5"

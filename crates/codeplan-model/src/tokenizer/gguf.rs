@@ -47,11 +47,7 @@ const RE_DEFAULT: [&str; 4] = [
     r"[0-9][0-9][0-9]",
 ];
 const RE_STARCODER: [&str; 2] = [r"\p{N}", RE_GPT2];
-const RE_FALCON: [&str; 3] = [
-    r"[\p{P}\$\+<=>\^~\|`]+",
-    RE_GPT2,
-    r"[0-9][0-9][0-9]",
-];
+const RE_FALCON: [&str; 3] = [r"[\p{P}\$\+<=>\^~\|`]+", RE_GPT2, r"[0-9][0-9][0-9]"];
 const RE_DEEPSEEK_CODER: [&str; 5] = [
     r"[\r\n]",
     r"\s?\p{L}+",
@@ -86,8 +82,8 @@ pub(crate) fn pre_spec(pre: &str) -> Option<PreSpec> {
         "dbrx" | "smaug-bpe" | "chatglm-bpe" => spec(&[RE_LLAMA3], false, false),
         "deepseek-coder" => spec(&RE_DEEPSEEK_CODER, false, false),
         "falcon" => spec(&RE_FALCON, false, false),
-        "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone"
-        | "minerva-7b" | "mellum2" => spec(&RE_STARCODER, false, false),
+        "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone" | "minerva-7b"
+        | "mellum2" => spec(&RE_STARCODER, false, false),
         "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de"
         | "a.x-4.0" | "mellum" | "modern-bert" | "mpt" | "olmo" | "jais" | "trillion"
         | "granite-docling" | "exaone4" => spec(&[RE_GPT2], false, false),
@@ -102,13 +98,12 @@ pub(crate) fn pre_spec(pre: &str) -> Option<PreSpec> {
 /// Everything `Tokenizer::from_gguf` needs, read and validated from the metadata.
 pub(crate) struct GgufVocab {
     pub inner: tokenizers::Tokenizer,
-    pub tokens: Vec<String>,
+    pub n_tokens: usize,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
-    pub eot: Option<u32>,
-    pub eom: Option<u32>,
     pub pad: Option<u32>,
     pub add_bos: bool,
+    pub stop_ids: Vec<u32>,
 }
 
 fn get<'a>(content: &'a Content, key: &str) -> Option<&'a Value> {
@@ -180,7 +175,11 @@ fn get_string_array<'a>(content: &'a Content, key: &str) -> Result<Vec<&'a str>,
 }
 
 /// A token id key: absent is `None`; present must be an integer inside the vocabulary.
-fn get_token_id(content: &Content, key: &str, n_tokens: usize) -> Result<Option<u32>, TokenizerError> {
+fn get_token_id(
+    content: &Content,
+    key: &str,
+    n_tokens: usize,
+) -> Result<Option<u32>, TokenizerError> {
     let Some(v) = get(content, key) else {
         return Ok(None);
     };
@@ -202,9 +201,11 @@ fn parse_merge(index: usize, rule: &str) -> Result<(String, String), TokenizerEr
         rule: rule.to_string(),
         why: why.to_string(),
     };
+    // Byte-wise like llama.cpp's `find(' ', 1)`; a space byte is always a char boundary.
     let pos = rule
-        .get(1..)
-        .and_then(|rest| rest.find(' '))
+        .bytes()
+        .skip(1)
+        .position(|b| b == b' ')
         .map(|p| p + 1)
         .ok_or_else(|| malformed("expected two symbols separated by a space"))?;
     let (left, right) = (&rule[..pos], &rule[pos + 1..]);
@@ -237,7 +238,13 @@ pub(crate) fn build(content: &Content) -> Result<GgufVocab, TokenizerError> {
     let tokens: Vec<String> = raw_tokens
         .iter()
         .enumerate()
-        .map(|(i, t)| if t.is_empty() { format!("[EMPTY_{i}]") } else { (*t).to_string() })
+        .map(|(i, t)| {
+            if t.is_empty() {
+                format!("[EMPTY_{i}]")
+            } else {
+                (*t).to_string()
+            }
+        })
         .collect();
     let mut vocab = Vocab::with_capacity(n_tokens);
     for (id, token) in tokens.iter().enumerate() {
@@ -286,7 +293,10 @@ pub(crate) fn build(content: &Content) -> Result<GgufVocab, TokenizerError> {
             return Err(TokenizerError::MalformedMerge {
                 index,
                 rule: rule.to_string(),
-                why: format!("the merged symbol {:?} is not in {KEY_TOKENS}", format!("{left}{right}")),
+                why: format!(
+                    "the merged symbol {:?} is not in {KEY_TOKENS}",
+                    format!("{left}{right}")
+                ),
             });
         }
         merges.push((left, right));
@@ -303,11 +313,15 @@ pub(crate) fn build(content: &Content) -> Result<GgufVocab, TokenizerError> {
 
     let mut pre_tokenizers: Vec<PreTokenizerWrapper> = Vec::with_capacity(spec.regexes.len() + 1);
     for re in spec.regexes {
-        let split = Split::new(SplitPattern::Regex((*re).to_string()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(|source| TokenizerError::Tokenizers {
-                context: "compiling a llama.cpp pre-tokenizer regex",
-                source,
-            })?;
+        let split = Split::new(
+            SplitPattern::Regex((*re).to_string()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|source| TokenizerError::Tokenizers {
+            context: "compiling a llama.cpp pre-tokenizer regex",
+            source,
+        })?;
         pre_tokenizers.push(split.into());
     }
     // The regexes already split the text; ByteLevel only maps bytes to GPT-2's printable chars.
@@ -317,18 +331,61 @@ pub(crate) fn build(content: &Content) -> Result<GgufVocab, TokenizerError> {
     inner.with_pre_tokenizer(Some(Sequence::new(pre_tokenizers)));
     inner.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::default())));
 
+    let bos = get_token_id(content, KEY_BOS, n_tokens)?;
+    let eos = get_token_id(content, KEY_EOS, n_tokens)?;
+    let pad = get_token_id(content, KEY_PAD, n_tokens)?;
+    let add_bos = get_bool(content, KEY_ADD_BOS)?.unwrap_or(spec.add_bos);
+    let id = |key: &str| get_token_id(content, key, n_tokens);
+    let explicit = ExplicitIds {
+        eos,
+        eot: id(KEY_EOT)?,
+        eom: id(KEY_EOM)?,
+        fim_pre: id("tokenizer.ggml.fim_pre_token_id")?.or(id("tokenizer.ggml.prefix_token_id")?),
+        fim_suf: id("tokenizer.ggml.fim_suf_token_id")?.or(id("tokenizer.ggml.suffix_token_id")?),
+        fim_mid: id("tokenizer.ggml.fim_mid_token_id")?.or(id("tokenizer.ggml.middle_token_id")?),
+        fim_pad: id("tokenizer.ggml.fim_pad_token_id")?,
+        fim_rep: id("tokenizer.ggml.fim_rep_token_id")?,
+        fim_sep: id("tokenizer.ggml.fim_sep_token_id")?,
+        extra_eog: Vec::new(),
+    };
+    let lookup: HashMap<&str, u32> = tokens
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.as_str(), id as u32))
+        .collect();
+    let specials = llama_specials(|t| lookup.get(t).copied(), &explicit);
+
     // Control and user-defined tokens are matched in the text before BPE, as llama.cpp's
     // tokenizer_st_partition does; control tokens are "special" (skippable on decode, and not
-    // matched when special parsing is off), user-defined ones are always matched.
-    let mut added = Vec::new();
-    if let Some(types) = &token_types {
-        for (token, &ty) in tokens.iter().zip(types) {
-            if ty == TOKEN_TYPE_CONTROL || ty == TOKEN_TYPE_USER_DEFINED {
-                let special = ty == TOKEN_TYPE_CONTROL;
-                added.push(AddedToken::from(token.clone(), special).normalized(false));
-            }
-        }
+    // matched when special parsing is off), user-defined ones are always matched. llama.cpp's
+    // text heuristics can promote a normal token (Qwen's plain `</s>`) to control.
+    let mut attrs: Vec<Option<bool>> = match &token_types {
+        Some(types) => types[..n_tokens]
+            .iter()
+            .map(|&ty| match ty {
+                TOKEN_TYPE_CONTROL => Some(true),
+                TOKEN_TYPE_USER_DEFINED => Some(false),
+                _ => None,
+            })
+            .collect(),
+        None => vec![None; n_tokens],
+    };
+    for &id in &specials.promote_control {
+        attrs[id as usize] = Some(true);
     }
+    for &id in &specials.demote_user_defined {
+        attrs[id as usize] = Some(false);
+    }
+    for &id in &specials.demote_normal {
+        attrs[id as usize] = None;
+    }
+    let added: Vec<AddedToken> = tokens
+        .iter()
+        .zip(&attrs)
+        .filter_map(|(token, attr)| {
+            attr.map(|special| AddedToken::from(token.clone(), special).normalized(false))
+        })
+        .collect();
     inner
         .add_tokens(added)
         .map_err(|source| TokenizerError::Tokenizers {
@@ -336,28 +393,20 @@ pub(crate) fn build(content: &Content) -> Result<GgufVocab, TokenizerError> {
             source,
         })?;
 
-    let bos = get_token_id(content, KEY_BOS, n_tokens)?;
-    let eos = get_token_id(content, KEY_EOS, n_tokens)?;
-    let eot = get_token_id(content, KEY_EOT, n_tokens)?;
-    let eom = get_token_id(content, KEY_EOM, n_tokens)?;
-    let pad = get_token_id(content, KEY_PAD, n_tokens)?;
-    let add_bos = get_bool(content, KEY_ADD_BOS)?.unwrap_or(spec.add_bos);
-
     Ok(GgufVocab {
         inner,
-        tokens,
+        n_tokens,
         bos,
         eos,
-        eot,
-        eom,
         pad,
         add_bos,
+        stop_ids: specials.eog,
     })
 }
 
 /// Token texts llama.cpp treats as end-of-generation (its `special_eog_ids` heuristics), so a
 /// model stops where llama.cpp would stop even when the GGUF names only one EOS id.
-pub(crate) const EOG_TEXTS: &[&str] = &[
+const EOG_TEXTS: &[&str] = &[
     "<|eot_id|>",
     "<|im_end|>",
     "<|end|>",
@@ -382,40 +431,132 @@ pub(crate) const EOG_TEXTS: &[&str] = &[
     "[e~[",
 ];
 
-/// FIM tokens llama.cpp also adds to the end-of-generation set (pad, repo, file separator).
-pub(crate) const EOG_FIM_TEXTS: &[&str] = &[
-    "<|fim_pad|>",
-    "<fim-pad>",
-    "<fim_pad>",
-    "<PAD>",
-    "[PAD]",
+/// FIM token texts llama.cpp recognises when the GGUF names no id, by kind.
+const FIM_PRE_TEXTS: &[&str] = &[
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
+];
+const FIM_SUF_TEXTS: &[&str] = &[
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
+];
+const FIM_MID_TEXTS: &[&str] = &[
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
+];
+const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
+const FIM_REP_TEXTS: &[&str] = &[
     "<|fim_repo|>",
     "<|repo_name|>",
     "<fim-repo>",
     "<REPO>",
     "<reponame>",
-    "<|file_sep|>",
 ];
+const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
-/// llama.cpp's end-of-generation set from the explicit ids and the token texts it recognises.
-pub(crate) fn stop_ids(
-    lookup: &HashMap<&str, u32>,
-    explicit: &[Option<u32>],
-    text_of: impl Fn(u32) -> Option<String>,
-) -> Vec<u32> {
-    let mut ids: Vec<u32> = explicit.iter().flatten().copied().collect();
-    // llama.cpp takes only the first FIM pad/repo/sep token it finds per kind; the texts of one
-    // kind never coexist in a real vocabulary, so taking every match is the same set.
-    ids.extend(EOG_TEXTS.iter().chain(EOG_FIM_TEXTS).filter_map(|t| lookup.get(t).copied()));
-    ids.sort_unstable();
-    ids.dedup();
-    // llama.cpp's workaround for harmony/solar-open vocabularies: there `<|end|>` ends a message,
-    // not the generation.
-    let has = |name: &str| ids.iter().any(|&id| text_of(id).as_deref() == Some(name));
-    if has("<|end|>") && ((has("<|return|>") && has("<|call|>")) || (has("<|flush|>") && has("<|calls|>"))) {
-        ids.retain(|&id| text_of(id).as_deref() != Some("<|end|>"));
+/// Special-token ids a GGUF (or HF config) names explicitly; `None` lets text detection decide.
+#[derive(Default)]
+pub(crate) struct ExplicitIds {
+    pub eos: Option<u32>,
+    pub eot: Option<u32>,
+    pub eom: Option<u32>,
+    pub fim_pre: Option<u32>,
+    pub fim_suf: Option<u32>,
+    pub fim_mid: Option<u32>,
+    pub fim_pad: Option<u32>,
+    pub fim_rep: Option<u32>,
+    pub fim_sep: Option<u32>,
+    /// Further end-of-generation ids (e.g. `generation_config.json`'s `eos_token_id` list).
+    pub extra_eog: Vec<u32>,
+}
+
+/// What llama.cpp's vocabulary loader derives from token texts on top of the token types.
+pub(crate) struct Specials {
+    /// The end-of-generation set, sorted.
+    pub eog: Vec<u32>,
+    /// Tokens llama.cpp turns into control tokens because of their text.
+    pub promote_control: Vec<u32>,
+    /// Tokens llama.cpp turns back into user-defined (harmony's `<|end|>`).
+    pub demote_user_defined: Vec<u32>,
+    /// Tokens llama.cpp turns back into normal ones (a plain `</s>` in gemma4/plamo vocabularies).
+    pub demote_normal: Vec<u32>,
+}
+
+/// llama.cpp's text heuristics for EOG and FIM tokens. Where llama.cpp takes the first of
+/// several matching texts of one FIM kind (in hash-map order), this promotes every match;
+/// real vocabularies carry at most one text per kind, so the result is the same.
+pub(crate) fn llama_specials(lookup: impl Fn(&str) -> Option<u32>, ids: &ExplicitIds) -> Specials {
+    let matches = |names: &[&str]| names.iter().filter_map(|n| lookup(n)).collect::<Vec<u32>>();
+    let mut promote_control = Vec::new();
+    let mut eog: Vec<u32> = [ids.eos, ids.eot, ids.eom].into_iter().flatten().collect();
+    eog.extend(&ids.extra_eog);
+    for (explicit, names, ends_generation) in [
+        (ids.fim_pre, FIM_PRE_TEXTS, false),
+        (ids.fim_suf, FIM_SUF_TEXTS, false),
+        (ids.fim_mid, FIM_MID_TEXTS, false),
+        (ids.fim_pad, FIM_PAD_TEXTS, true),
+        (ids.fim_rep, FIM_REP_TEXTS, true),
+        (ids.fim_sep, FIM_SEP_TEXTS, true),
+    ] {
+        let found = match explicit {
+            Some(id) => vec![id],
+            None => {
+                let found = matches(names);
+                promote_control.extend(&found);
+                found
+            }
+        };
+        if ends_generation {
+            eog.extend(found);
+        }
     }
-    ids
+    let eog_texts = matches(EOG_TEXTS);
+    promote_control.extend(&eog_texts);
+    eog.extend(eog_texts);
+    eog.sort_unstable();
+    eog.dedup();
+
+    let in_eog = |name: &str| lookup(name).filter(|id| eog.contains(id));
+    let mut demote_user_defined = Vec::new();
+    let mut demote_normal = Vec::new();
+    // Harmony / solar-open: there `<|end|>` closes a message, not the generation.
+    let has_call = in_eog("<|call|>").is_some() || in_eog("<|calls|>").is_some();
+    let harmony = has_call && (in_eog("<|return|>").is_some() || in_eog("<|flush|>").is_some());
+    if let (true, Some(end)) = (harmony, in_eog("<|end|>")) {
+        demote_user_defined.push(end);
+    }
+    // gemma4 / plamo: `</s>` is an ordinary token there.
+    let normal_s = in_eog("<|tool_response>").is_some() || in_eog("<|plamo:eos|>").is_some();
+    if let (true, Some(s)) = (normal_s, in_eog("</s>")) {
+        demote_normal.push(s);
+    }
+    eog.retain(|id| !demote_user_defined.contains(id) && !demote_normal.contains(id));
+    promote_control.sort_unstable();
+    promote_control.dedup();
+    Specials {
+        eog,
+        promote_control,
+        demote_user_defined,
+        demote_normal,
+    }
 }
 
 #[cfg(test)]
@@ -434,11 +575,25 @@ mod tests {
 
     #[test]
     fn every_supported_regex_compiles() {
-        for pre in ["default", "llama-bpe", "qwen2", "qwen35", "smollm", "gpt-2", "falcon", "deepseek-coder", "bloom"] {
+        for pre in [
+            "default",
+            "llama-bpe",
+            "qwen2",
+            "qwen35",
+            "smollm",
+            "gpt-2",
+            "falcon",
+            "deepseek-coder",
+            "bloom",
+        ] {
             let spec = pre_spec(pre).unwrap();
             for re in spec.regexes {
-                Split::new(SplitPattern::Regex((*re).to_string()), SplitDelimiterBehavior::Isolated, false)
-                    .unwrap_or_else(|e| panic!("{pre}: {re}: {e}"));
+                Split::new(
+                    SplitPattern::Regex((*re).to_string()),
+                    SplitDelimiterBehavior::Isolated,
+                    false,
+                )
+                .unwrap_or_else(|e| panic!("{pre}: {re}: {e}"));
             }
         }
         assert!(pre_spec("no-such-pre").is_none());

@@ -6,7 +6,6 @@
 
 mod gguf;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -58,7 +57,9 @@ pub enum TokenizerError {
         value: String,
     },
     /// One entry of `tokenizer.ggml.merges` cannot be used.
-    #[error("GGUF metadata key `tokenizer.ggml.merges`: rule #{index} {rule:?} is malformed: {why}")]
+    #[error(
+        "GGUF metadata key `tokenizer.ggml.merges`: rule #{index} {rule:?} is malformed: {why}"
+    )]
     MalformedMerge {
         /// Position of the rule in the array.
         index: usize,
@@ -121,24 +122,15 @@ impl Tokenizer {
     /// eos_token_id,eot_token_id,eom_token_id,padding_token_id,add_bos_token}`, as llama.cpp does.
     pub fn from_gguf(content: &Content) -> Result<Self, TokenizerError> {
         let v = gguf::build(content)?;
-        let lookup: HashMap<&str, u32> = v
-            .tokens
-            .iter()
-            .enumerate()
-            .map(|(id, t)| (t.as_str(), id as u32))
-            .collect();
-        let stop_ids = gguf::stop_ids(&lookup, &[v.eos, v.eot, v.eom], |id| {
-            v.tokens.get(id as usize).cloned()
-        });
         Ok(Self {
-            vocab_size: v.tokens.len(),
+            vocab_size: v.n_tokens,
             inner: v.inner,
             literal: OnceLock::new(),
             bos: v.bos,
             eos: v.eos,
             pad: v.pad,
             add_bos: v.add_bos,
-            stop_ids,
+            stop_ids: v.stop_ids,
         })
     }
 
@@ -168,7 +160,9 @@ impl Tokenizer {
         };
         let gen_ids = |name: &str| -> Vec<u32> {
             match generation.as_ref().and_then(|g| g.get(name)) {
-                Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| n as u32).into_iter().collect(),
+                Some(serde_json::Value::Number(n)) => {
+                    n.as_u64().map(|n| n as u32).into_iter().collect()
+                }
                 Some(serde_json::Value::Array(items)) => items
                     .iter()
                     .filter_map(|n| n.as_u64().map(|n| n as u32))
@@ -188,11 +182,12 @@ impl Tokenizer {
                 _ => false,
             },
         };
-        let vocab = inner.get_vocab(true);
-        let lookup: HashMap<&str, u32> = vocab.iter().map(|(t, &id)| (t.as_str(), id)).collect();
-        let mut explicit: Vec<Option<u32>> = vec![eos];
-        explicit.extend(gen_eos.iter().map(|&id| Some(id)));
-        let stop_ids = gguf::stop_ids(&lookup, &explicit, |id| inner.id_to_token(id));
+        let explicit = gguf::ExplicitIds {
+            eos,
+            extra_eog: gen_eos,
+            ..Default::default()
+        };
+        let stop_ids = gguf::llama_specials(|t| inner.token_to_id(t), &explicit).eog;
         let vocab_size = inner.get_vocab_size(true);
         Ok(Self {
             inner,
@@ -382,8 +377,12 @@ impl<'a> TextStream<'a> {
     }
 
     fn window(&self) -> Result<(String, String), TokenizerError> {
-        let prefix_text = self.tok.decode(&self.ids[self.prefix..self.read], self.skip_special)?;
-        let new_text = self.tok.decode(&self.ids[self.prefix..], self.skip_special)?;
+        let prefix_text = self
+            .tok
+            .decode(&self.ids[self.prefix..self.read], self.skip_special)?;
+        let new_text = self
+            .tok
+            .decode(&self.ids[self.prefix..], self.skip_special)?;
         Ok((prefix_text, new_text))
     }
 
@@ -409,4 +408,22 @@ fn common_prefix_len(a: &str, b: &str) -> usize {
         .zip(b.chars())
         .find(|((_, ca), cb)| ca != cb)
         .map_or_else(|| a.len().min(b.len()), |((i, _), _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The runtime shares one tokenizer and one template across request threads.
+    #[test]
+    fn shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<super::Tokenizer>();
+        assert_send_sync::<crate::chat::ChatTemplate>();
+    }
+
+    #[test]
+    fn common_prefix_respects_char_boundaries() {
+        assert_eq!(super::common_prefix_len("aé", "aéb"), 3);
+        assert_eq!(super::common_prefix_len("aé", "aè"), 1);
+        assert_eq!(super::common_prefix_len("", "x"), 0);
+    }
 }
