@@ -1,2 +1,5 @@
 //! codeplan's model runtime: loading GGUF and Hugging Face models, tokenizers, chat templates
 //! and batched generation on candle.
+
+pub mod registry;
+pub mod store;
