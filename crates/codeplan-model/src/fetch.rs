@@ -253,7 +253,11 @@ pub fn fetch_model(
             }
             InstallState::Installed => match check_file(spec, &path, progress) {
                 Ok(()) => return Ok(report(FetchOutcome::Verified)),
-                Err(e) => replaced = Some(e.to_string()),
+                Err(e) => {
+                    // The manifest no longer vouches for the file, even if the refetch fails.
+                    let _ = fs::remove_file(dir.join(MANIFEST_FILE));
+                    replaced = Some(e.to_string());
+                }
             },
             InstallState::Unverified => match check_file(spec, &path, progress) {
                 Ok(()) => {

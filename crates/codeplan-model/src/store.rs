@@ -164,6 +164,8 @@ pub struct KnownEntry {
     pub description: String,
     /// Its size once assembled, bytes.
     pub size: u64,
+    /// The pip requirements of its wheels, in order (`package==version`).
+    pub packages: Vec<String>,
     /// Whether it is installed.
     pub state: InstallState,
     /// Bytes its folder takes on disk now (0 when absent).
@@ -204,6 +206,7 @@ pub fn list_models(root: &Path) -> Listing {
             name: spec.name.clone(),
             description: spec.description.clone(),
             size: spec.size,
+            packages: spec.requirements(),
             state: install_state(spec, root),
             size_on_disk: disk_usage(&model_dir(root, &spec.name)),
             path: model_path(root, &spec.name),

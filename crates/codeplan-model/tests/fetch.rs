@@ -204,6 +204,16 @@ fn pip_fetch_assembles_two_chunks_writes_the_manifest_and_is_then_a_no_op() {
     bad[1000] ^= 0xff;
     fs::write(&report.path, &bad).unwrap();
     assert_eq!(f.fetch(&no_pip()).unwrap(), FetchOutcome::AlreadyInstalled);
+    // Found out, it loses its manifest even when the refetch cannot run.
+    let verify = FetchOptions {
+        verify: true,
+        ..no_pip()
+    };
+    assert!(matches!(
+        f.fetch(&verify),
+        Err(FetchError::PythonMissing { .. })
+    ));
+    assert_eq!(install_state(&f.spec, &f.root), InstallState::Unverified);
     let verify = FetchOptions {
         verify: true,
         ..f.pip()

