@@ -28,10 +28,10 @@ if [ "${CODEPLAN_SKIP_BUILD:-0}" != "1" ]; then
 fi
 
 if [ "${CODEPLAN_SKIP_MODELS:-0}" != "1" ]; then
-  CODEPLAN="${CARGO_TARGET_DIR:-target}/release/codeplan"
-  if [ -x "$CODEPLAN" ]; then
-    CODEPLAN_PYTHON="$PYTHON" "$CODEPLAN" models fetch smollm2-135m
+  if [ "${CODEPLAN_SKIP_BUILD:-0}" != "1" ]; then
+    CODEPLAN=("${CARGO_TARGET_DIR:-target}/release/codeplan")
   else
-    echo "setup: $CODEPLAN not built; skipping the model fetch (tests that need it will skip)" >&2
+    CODEPLAN=(cargo run --locked --quiet -p codeplan --)  # the debug build the tests use anyway
   fi
+  CODEPLAN_PYTHON="$PYTHON" "${CODEPLAN[@]}" models fetch smollm2-135m
 fi
