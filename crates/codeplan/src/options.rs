@@ -275,3 +275,20 @@ pub fn read_config<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
         .with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }
+
+/// Where named models live.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ModelsDirArgs {
+    /// Models folder (default: $CODEPLAN_MODELS, else ~/.cache/codeplan/models).
+    #[arg(long, value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+}
+
+impl ModelsDirArgs {
+    /// The models root this run uses.
+    pub fn root(&self) -> Result<PathBuf> {
+        Ok(codeplan_model::store::models_root(
+            self.models_dir.as_deref(),
+        )?)
+    }
+}

@@ -15,3 +15,30 @@ pub fn samples_bar(total: usize) -> ProgressBar {
     );
     bar
 }
+
+/// A bar counting bytes (assembling or hashing a model file), with rate and ETA.
+pub fn bytes_bar(total: u64, msg: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner:.green} [{elapsed_precise}] {bar:40.cyan/blue} {bytes}/{total_bytes} \
+             ({bytes_per_sec}, ETA {eta}) {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_message(msg.to_owned());
+    bar
+}
+
+/// A spinner with elapsed time, for work without a known size (pip downloading).
+pub fn spinner(msg: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner:.green} [{elapsed_precise}] {msg}")
+            .expect("valid template"),
+    );
+    bar.set_message(msg.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
