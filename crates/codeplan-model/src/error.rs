@@ -54,9 +54,12 @@ pub enum ModelError {
     /// A generation request is malformed (empty prompt, n = 0, bad sampling values…).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// The chat template failed to parse or render.
+    #[error("chat template: {0}")]
+    ChatTemplate(#[from] crate::chat::ChatError),
     /// Tokenizer failure.
     #[error("tokenizer: {0}")]
-    Tokenizer(String),
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
     /// candle reported an error while computing.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -1,5 +1,10 @@
 //! codeplan's model runtime: loading GGUF and Hugging Face models, tokenizers, chat templates
 //! and batched generation on candle.
+//!
+//! - [`model::Model`] is a loaded model (decoder, tokenizer, chat template) with text-level
+//!   generation; [`solve`] samples programs for problems into a samples file.
+//! - [`decoder::Decoder`] runs the Llama-family network ([`arch`] maps each family's metadata
+//!   onto one [`DecoderConfig`]); [`batch::Batch`] decodes many sequences together.
 
 pub mod arch;
 pub mod batch;
@@ -11,9 +16,12 @@ pub mod error;
 pub mod fetch;
 pub mod generate;
 pub mod load;
+pub mod model;
 pub mod registry;
 pub mod sampling;
+pub mod solve;
 pub mod store;
+pub mod text;
 pub mod tokenizer;
 pub mod weights;
 

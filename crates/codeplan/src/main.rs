@@ -5,6 +5,7 @@
 //! `codeplan-model` (models: fetching, resolving, running).
 
 mod commands;
+mod model_args;
 mod options;
 mod progress;
 
@@ -27,6 +28,8 @@ struct Cli {
 
 const EXAMPLES: &str = "\
 Examples:
+  codeplan generate --model smollm2-135m --data data/apps/test.jsonl --n 5 --out samples.jsonl
+  codeplan serve --model qwen2.5-coder-0.5b --port 8080
   codeplan data check --data data/apps/train.jsonl
   codeplan eval --data data/apps/test.jsonl --samples samples.jsonl --judge apps --k 1,5 --out out/eval
   codeplan eval --data data/humaneval/HumanEval.jsonl.gz --samples he.jsonl --judge strict
@@ -46,6 +49,14 @@ enum Command {
     /// store), `summary.json` and `summary.md` to `--out`, and prints the table. A rerun with
     /// the same settings skips samples already judged.
     Eval(commands::eval::EvalArgs),
+    /// Sample programs for problems with a local model (GGUF or Hugging Face folder).
+    ///
+    /// Prompts are CodePLAN's code-task format (or the model's chat template with
+    /// `--prompt chat`); the output is the samples JSONL that `codeplan eval` judges. Reruns
+    /// resume: problems whose samples are all in `--out` are skipped.
+    Generate(commands::generate::GenerateArgs),
+    /// Serve a model over an OpenAI-compatible HTTP API (loopback by default).
+    Serve(commands::serve::ServeArgs),
     /// Inspect datasets: check that reference solutions pass their own tests.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
@@ -60,6 +71,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,4 +2,6 @@
 
 pub mod data;
 pub mod eval;
+pub mod generate;
 pub mod models;
+pub mod serve;
