@@ -125,6 +125,11 @@ fn fixtures_are_the_gguf_templates() {
     ] {
         let path = root.join(model).join("model.gguf");
         if !path.exists() {
+            if std::env::var("CODEPLAN_REQUIRE_MODELS")
+                .is_ok_and(|v| v.split(',').any(|m| m.trim() == model))
+            {
+                panic!("{model} is required (CODEPLAN_REQUIRE_MODELS) but absent");
+            }
             println!(
                 "SKIPPED: {} is absent (set CODEPLAN_MODELS or fetch the model)",
                 path.display()

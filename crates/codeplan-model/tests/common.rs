@@ -25,16 +25,17 @@ pub fn model_path(name: &str) -> Option<PathBuf> {
     }
 }
 
-/// Whether a model must be present (CI sets this so that a missing model fails, not skips).
-pub fn required() -> bool {
-    std::env::var_os("CODEPLAN_REQUIRE_MODELS").is_some()
+/// Whether a model must be present: `CODEPLAN_REQUIRE_MODELS` lists them, comma-separated
+/// (CI lists the one it fetches, so that a missing model fails instead of skipping).
+pub fn required(name: &str) -> bool {
+    std::env::var("CODEPLAN_REQUIRE_MODELS").is_ok_and(|v| v.split(',').any(|m| m.trim() == name))
 }
 
 /// `model_path`, failing instead of skipping when models are required.
 pub fn model_or_skip(name: &str) -> Option<PathBuf> {
     let p = model_path(name);
-    if p.is_none() && required() {
-        panic!("{name} is required (CODEPLAN_REQUIRE_MODELS is set) but not installed");
+    if p.is_none() && required(name) {
+        panic!("{name} is required (CODEPLAN_REQUIRE_MODELS) but not installed");
     }
     p
 }

@@ -516,6 +516,11 @@ fn installed_smollm2_matches_its_pin() {
     let root = codeplan_model::store::models_root(None).unwrap();
     let smol = find_model("smollm2-135m").unwrap();
     if install_state(smol, &root) == InstallState::Missing {
+        if std::env::var("CODEPLAN_REQUIRE_MODELS")
+            .is_ok_and(|v| v.split(',').any(|m| m.trim() == "smollm2-135m"))
+        {
+            panic!("smollm2-135m is required (CODEPLAN_REQUIRE_MODELS) but not installed");
+        }
         eprintln!(
             "SKIPPED: smollm2-135m is not installed in {} (run scripts/setup.sh or \
              `codeplan models fetch smollm2-135m`)",

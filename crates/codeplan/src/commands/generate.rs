@@ -39,10 +39,10 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub n: Option<usize>,
     /// Sampling temperature; 0 = greedy [default: 0.6].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f64>,
     /// Nucleus sampling mass [default: 0.95].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub top_p: Option<f64>,
     /// Keep only the k most likely tokens; 0 = all [default: 0].
     #[arg(long)]
@@ -107,7 +107,9 @@ pub fn run(mut args: GenerateArgs) -> Result<()> {
         top_k: args.top_k.unwrap_or(0),
         seed: args.seed.unwrap_or(0),
     };
-    sampling.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
+    sampling
+        .validate()
+        .context("bad sampling settings (--temperature, --top-p)")?;
     let max_new_tokens = args.max_new_tokens.unwrap_or(512);
     if max_new_tokens == 0 {
         bail!("--max-new-tokens must be at least 1");
