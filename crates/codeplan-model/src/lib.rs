@@ -15,6 +15,7 @@ pub mod decoder;
 pub mod error;
 pub mod fetch;
 pub mod generate;
+pub mod kernels;
 pub mod load;
 pub mod model;
 pub mod registry;

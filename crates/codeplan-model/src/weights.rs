@@ -10,6 +10,12 @@ use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
 use crate::error::{ModelError, Result};
+use crate::kernels::QuantMatrix;
+
+/// `CODEPLAN_CANDLE_KERNELS=1` runs every quantised matmul with candle's kernels (to compare).
+fn candle_kernels_only() -> bool {
+    std::env::var_os("CODEPLAN_CANDLE_KERNELS").is_some_and(|v| !v.is_empty() && v != "0")
+}
 
 /// What a weight is for, independent of how a file names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,10 +94,19 @@ pub enum Precision {
     F32,
 }
 
+/// How a layer's weight is multiplied.
+#[derive(Clone, Debug)]
+enum Kernel {
+    /// candle's quantised or dense matmul.
+    Candle(QMatMul),
+    /// codeplan's kernels for the types candle runs with scalar code on x86.
+    Quant(QuantMatrix),
+}
+
 /// A linear layer `y = x Wᵀ + b` over quantised or dense weights.
 #[derive(Clone, Debug)]
 pub struct Linear {
-    weight: QMatMul,
+    weight: Kernel,
     bias: Option<Tensor>,
     out_features: usize,
 }
@@ -105,7 +120,7 @@ impl Linear {
     /// The quantised weight, when this layer runs quantised.
     pub fn qtensor(&self) -> Option<&std::sync::Arc<QTensor>> {
         match &self.weight {
-            QMatMul::QTensor(t) => Some(t),
+            Kernel::Candle(QMatMul::QTensor(t)) => Some(t),
             _ => None,
         }
     }
@@ -120,7 +135,10 @@ impl Linear {
 
     /// Applies the layer to rows `(n, in_features)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.weight.forward(x)?;
+        let y = match &self.weight {
+            Kernel::Candle(w) => w.forward(x)?,
+            Kernel::Quant(w) => w.forward(x)?,
+        };
         self.add_bias(y)
     }
 }
@@ -358,6 +376,13 @@ impl WeightSource {
         let weight = self
             .matmul_weight(&name, (out, inp))
             .map_err(|e| self.fill_file(e))?;
+        let weight = match weight {
+            QMatMul::QTensor(q) if !candle_kernels_only() => match QuantMatrix::from_qtensor(&q)? {
+                Some(fast) => Kernel::Quant(fast),
+                None => Kernel::Candle(QMatMul::QTensor(q)),
+            },
+            other => Kernel::Candle(other),
+        };
         let bias = if bias {
             Some(self.vector(&self.name(role, "bias"), out)?)
         } else {
