@@ -13,7 +13,6 @@ mod x86;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use half::f16;
-use rayon::prelude::*;
 
 use crate::error::{ModelError, Result};
 
@@ -122,7 +121,7 @@ impl QuantMatrix {
         // because those columns are not one contiguous slice of `out`.
         let out_ptr = out.as_mut_ptr() as usize;
         let tasks = n.div_ceil(COLUMNS_PER_TASK);
-        (0..tasks).into_par_iter().for_each(|t| {
+        let task = |t: usize| {
             let c0 = t * COLUMNS_PER_TASK;
             let c1 = (c0 + COLUMNS_PER_TASK).min(n);
             let mut sums = [0f32; ROWS];
@@ -137,7 +136,10 @@ impl QuantMatrix {
                     }
                 }
             }
-        });
+        };
+        // candle's own worker pool: the same threads its kernels use, woken without sleeping,
+        // so a decode step's many small matmuls do not pay a thread wake-up each.
+        candle_core::utils::barrier_pool().execute_chunked(tasks, |range| range.for_each(task));
     }
 }
 
