@@ -3,7 +3,9 @@
 
 Each server is started alone (so they never share the 2 cores), warmed up with one request,
 then loaded by C concurrent clients (C = 1, 4, 16), each sending requests back to back; every
-request is the same greedy chat completion with max_tokens = 32. Reported per C: requests/s,
+request is a greedy chat completion with max_tokens = 32 whose user message starts with a
+request number, so that no server can answer from a cached prompt (a real workload's prompts
+differ). Reported per C: requests/s,
 p50 and p99 latency, generated tokens/s. Needs llama-cpp-python with its server extras in the
 python that runs this script, and a release build of codeplan.
 
@@ -50,11 +52,13 @@ def load(base, clients, per_client):
     latencies, tokens, errors = [], [], []
     lock = threading.Lock()
 
-    def client():
-        for _ in range(per_client):
+    def client(c):
+        for i in range(per_client):
+            body = json.loads(json.dumps(BODY))
+            body["messages"][0]["content"] = f"Task {c}-{i}: " + body["messages"][0]["content"]
             t = time.perf_counter()
             try:
-                r = post(url, BODY)
+                r = post(url, body)
             except Exception as e:  # noqa: BLE001 - reported, never hidden
                 with lock:
                     errors.append(str(e))
@@ -64,7 +68,7 @@ def load(base, clients, per_client):
                 latencies.append(dt)
                 tokens.append(r["usage"]["completion_tokens"])
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
     t = time.perf_counter()
     for th in threads:
         th.start()
