@@ -174,10 +174,13 @@ pub fn build_prompt(
             ids,
             truncated: true,
         }),
-        None => Err(ModelError::ContextOverflow {
-            needed: render("…")?.len(),
-            context: budget,
-        }),
+        None => Err(ModelError::InvalidRequest(format!(
+            "problem {}: the prompt without its question already takes {} tokens, more than the \
+             prompt budget of {budget} (raise --max-prompt-tokens, or lower --max-new-tokens to \
+             leave more of the model's context)",
+            problem.id,
+            render("…")?.len()
+        ))),
     }
 }
 

@@ -123,6 +123,62 @@ fn generate_writes_samples_that_eval_reads_and_resumes() {
 }
 
 #[test]
+fn long_prompts_are_cut_to_the_budget_and_reported() {
+    if !have_smollm2() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cut.jsonl");
+    let o = codeplan(&[
+        "generate",
+        "--model",
+        "smollm2-135m",
+        "--data",
+        "data/apps/test.jsonl",
+        "--ids",
+        "0",
+        "--max-prompt-tokens",
+        "48",
+        "--max-new-tokens",
+        "4",
+        "--temperature",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("1 prompt(s) were cut"),
+        "{}",
+        text(&o.stdout)
+    );
+    let l = &lines(&out)[0];
+    assert_eq!(l["prompt_truncated"], true);
+    let tokens = l["prompt_tokens"].as_u64().unwrap();
+    assert!((30..=48).contains(&tokens), "{tokens}");
+    // A budget too small for even the format's fixed text is an error, not a silent cut.
+    let o = codeplan(&[
+        "generate",
+        "--model",
+        "smollm2-135m",
+        "--data",
+        "data/apps/test.jsonl",
+        "--ids",
+        "0",
+        "--max-prompt-tokens",
+        "3",
+        "--out",
+        dir.path().join("x.jsonl").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("prompt budget of 3"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
 fn generate_with_the_chat_template_extracts_code() {
     if !have_smollm2() {
         return;
