@@ -4,7 +4,7 @@
 //!
 //! Both engines round activations differently inside the quantised kernels, so two greedy runs
 //! may part where two tokens are nearly tied. The test demands agreement up to the first such
-//! near-tie, and that the near-tie is real in our own logits.
+//! near-tie, that the near-tie is real in our own logits, and that most tokens agree overall.
 
 mod common;
 
@@ -13,10 +13,11 @@ use codeplan_model::{
 };
 use serde_json::Value;
 
-/// Tokens that must agree before any near-tie is tolerated.
-const MIN_AGREEMENT: usize = 8;
+/// Share of llama.cpp's tokens, over all prompts of a model, that must be reproduced exactly
+/// before the first parting of each prompt.
+const MIN_AGREEMENT: f64 = 0.6;
 /// Largest logit gap between llama.cpp's choice and ours that counts as a near-tie.
-const TIE_MARGIN: f32 = 0.5;
+const TIE_MARGIN: f32 = 0.35;
 
 fn reference() -> Value {
     let text = include_str!("fixtures/llama_cpp_reference.json");
@@ -40,6 +41,7 @@ fn check_model(name: &str) {
             .collect()
     };
     let mut report = Vec::new();
+    let (mut agreed, mut total) = (0usize, 0usize);
     for case in completions {
         let prompt = ids(&case["prompt_ids"]);
         let mut want = ids(&case["generated_ids"]);
@@ -61,15 +63,12 @@ fn check_model(name: &str) {
         .unwrap();
         let got = &out[0].tokens;
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        agreed += same;
+        total += want.len();
         if same == got.len().max(want.len()) {
             report.push(format!("{}: identical ({same} tokens)", case["kind"]));
             continue;
         }
-        assert!(
-            same >= MIN_AGREEMENT.min(want.len()),
-            "{name} {}: only {same} tokens agree\nours      {got:?}\nllama.cpp {want:?}",
-            case["kind"]
-        );
         // At the parting, both tokens must be near the top of our own logits.
         let mut context = prompt.clone();
         context.extend(&got[..same]);
@@ -104,6 +103,11 @@ fn check_model(name: &str) {
         ));
     }
     eprintln!("{name} vs llama.cpp: {}", report.join("; "));
+    assert!(
+        agreed as f64 >= MIN_AGREEMENT * total as f64,
+        "{name}: only {agreed} of llama.cpp's {total} tokens reproduced: {}",
+        report.join("; ")
+    );
 }
 
 #[test]

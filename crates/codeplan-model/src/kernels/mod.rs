@@ -19,7 +19,7 @@ use crate::error::{ModelError, Result};
 /// Values per quantisation block (both weight types and the 8-bit activations).
 pub const BLOCK: usize = 32;
 /// Activation rows multiplied per unpacked weight block.
-pub const ROWS: usize = 4;
+pub const ROWS: usize = 8;
 /// Output columns per parallel work item.
 const COLUMNS_PER_TASK: usize = 32;
 
@@ -147,6 +147,11 @@ impl QuantMatrix {
 fn dot_rows(kind: WeightType, w: &[u8], rows: &[QuantRows], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
+        if (w.len() / kind.block_bytes()) % 2 == 0 && x86::avx512_available() {
+            // SAFETY: the processor has AVX-512 F/BW/DQ/VNNI (checked), the row whole blocks.
+            unsafe { x86::dot_rows_avx512(kind, w, rows, out) };
+            return;
+        }
         if x86::available() {
             // SAFETY: the processor has AVX2 and FMA (checked just above).
             unsafe { x86::dot_rows(kind, w, rows, out) };
@@ -233,16 +238,20 @@ mod tests {
         }
     }
 
+    // An odd number of blocks (k = 96) takes the AVX2 kernel, an even one (k = 128) the
+    // AVX-512 kernel where the processor has it; m up to 2 × ROWS + 1 covers partial groups.
     #[test]
     fn q5_0_matches_the_dequantised_product() {
-        for m in [1, 3, 4, 9] {
+        for m in [1, 3, 4, 9, 17] {
             check(GgmlDType::Q5_0, m, 70, 96);
+            check(GgmlDType::Q5_0, m, 70, 128);
         }
     }
 
     #[test]
     fn q4_1_matches_the_dequantised_product() {
-        for m in [1, 2, 5, 8] {
+        for m in [1, 2, 5, 8, 17] {
+            check(GgmlDType::Q4_1, m, 37, 96);
             check(GgmlDType::Q4_1, m, 37, 128);
         }
     }

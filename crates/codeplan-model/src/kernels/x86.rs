@@ -8,10 +8,101 @@ use half::f16;
 
 use super::{QuantRows, WeightType, BLOCK, ROWS};
 
-/// Whether this processor runs the kernel.
+/// Whether this processor runs the AVX2 kernel.
 pub(super) fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
     *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// Whether this processor also runs the AVX-512 VNNI kernel.
+pub(super) fn avx512_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        available()
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+            && is_x86_feature_detected!("avx512vnni")
+    })
+}
+
+/// One block's 32 weights as bytes: Q5_0 as signed q − 16, Q4_1 as unsigned q.
+#[target_feature(enable = "avx2")]
+unsafe fn unpack(kind: WeightType, p: *const u8) -> __m256i {
+    match kind {
+        WeightType::Q5_0 => {
+            let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
+            let high = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
+            _mm256_or_si256(nibbles(p.add(6)), high)
+        }
+        WeightType::Q4_1 => nibbles(p.add(4)),
+    }
+}
+
+/// The AVX-512 VNNI kernel: two blocks per 512-bit register, one `vpdpbusd` per pair of
+/// blocks and row. Needs an even number of blocks.
+///
+/// # Safety
+/// As [`dot_rows`], and the processor must have AVX-512 F/BW/DQ/VNNI.
+#[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512dq,avx512vnni")]
+pub(super) unsafe fn dot_rows_avx512(
+    kind: WeightType,
+    w: &[u8],
+    rows: &[QuantRows],
+    out: &mut [f32],
+) {
+    debug_assert!(rows.len() <= ROWS && rows.len() == out.len());
+    let bytes = kind.block_bytes();
+    let blocks = w.len() / bytes;
+    debug_assert!(blocks % 2 == 0);
+    let mut acc = [_mm512_setzero_ps(); ROWS];
+    let mut offsets = [0f32; ROWS];
+    let zero = _mm512_setzero_si512();
+    for b in (0..blocks).step_by(2) {
+        let (p0, p1) = (w.as_ptr().add(b * bytes), w.as_ptr().add((b + 1) * bytes));
+        let d0 = f16::from_le_bytes([*p0, *p0.add(1)]).to_f32();
+        let d1 = f16::from_le_bytes([*p1, *p1.add(1)]).to_f32();
+        let x = _mm512_inserti64x4(
+            _mm512_castsi256_si512(unpack(kind, p0)),
+            unpack(kind, p1),
+            1,
+        );
+        match kind {
+            WeightType::Q5_0 => {
+                let ax = _mm512_abs_epi8(x);
+                let negative = _mm512_movepi8_mask(x);
+                for (r, row) in rows.iter().enumerate() {
+                    let y = _mm512_loadu_si512(row.values.as_ptr().add(b * BLOCK) as *const _);
+                    let sy = _mm512_mask_sub_epi8(y, negative, zero, y);
+                    let dot = _mm512_dpbusd_epi32(zero, ax, sy);
+                    let scale = _mm512_insertf32x8(
+                        _mm512_castps256_ps512(_mm256_set1_ps(d0 * row.scales[b])),
+                        _mm256_set1_ps(d1 * row.scales[b + 1]),
+                        1,
+                    );
+                    acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc[r]);
+                }
+            }
+            WeightType::Q4_1 => {
+                let m0 = f16::from_le_bytes([*p0.add(2), *p0.add(3)]).to_f32();
+                let m1 = f16::from_le_bytes([*p1.add(2), *p1.add(3)]).to_f32();
+                for (r, row) in rows.iter().enumerate() {
+                    let y = _mm512_loadu_si512(row.values.as_ptr().add(b * BLOCK) as *const _);
+                    let dot = _mm512_dpbusd_epi32(zero, x, y);
+                    let scale = _mm512_insertf32x8(
+                        _mm512_castps256_ps512(_mm256_set1_ps(d0 * row.scales[b])),
+                        _mm256_set1_ps(d1 * row.scales[b + 1]),
+                        1,
+                    );
+                    acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc[r]);
+                    offsets[r] += m0 * row.sums[b] + m1 * row.sums[b + 1];
+                }
+            }
+        }
+    }
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = _mm512_reduce_add_ps(acc[r]) + offsets[r];
+    }
 }
 
 /// Byte `i` is 0xFF where bit `i` of `x` is set, else 0.
