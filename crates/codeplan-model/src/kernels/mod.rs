@@ -147,7 +147,7 @@ impl QuantMatrix {
 fn dot_rows(kind: WeightType, w: &[u8], rows: &[QuantRows], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if (w.len() / kind.block_bytes()) % 2 == 0 && x86::avx512_available() {
+        if (w.len() / kind.block_bytes()).is_multiple_of(2) && x86::avx512_available() {
             // SAFETY: the processor has AVX-512 F/BW/DQ/VNNI (checked), the row whole blocks.
             unsafe { x86::dot_rows_avx512(kind, w, rows, out) };
             return;

@@ -54,7 +54,7 @@ pub(super) unsafe fn dot_rows_avx512(
     debug_assert!(rows.len() <= ROWS && rows.len() == out.len());
     let bytes = kind.block_bytes();
     let blocks = w.len() / bytes;
-    debug_assert!(blocks % 2 == 0);
+    debug_assert!(blocks.is_multiple_of(2));
     let mut acc = [_mm512_setzero_ps(); ROWS];
     let mut offsets = [0f32; ROWS];
     let zero = _mm512_setzero_si512();
