@@ -147,13 +147,11 @@ impl Batch {
             .expect("the prompt is not empty")
             .squeeze(0)?
             .to_vec1()?;
-        // Each sample continues from its own copy of the prompt's cache; the last takes the
-        // original.
-        let mut caches = Vec::with_capacity(request.n);
-        for _ in 1..request.n {
-            caches.push(cache.fork()?);
-        }
-        caches.push(cache);
+        // Every sample continues the prompt's cache, shared and read-only.
+        let prompt_cache = cache.freeze()?;
+        let caches: Vec<SequenceCache> = (0..request.n)
+            .map(|_| SequenceCache::continuing(prompt_cache.clone()))
+            .collect();
         let max_new = request.max_new_tokens.min(context - request.prompt.len());
         let mut ids = Vec::with_capacity(request.n);
         for (i, cache) in caches.into_iter().enumerate() {

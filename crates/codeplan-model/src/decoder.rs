@@ -148,9 +148,10 @@ impl Decoder {
                 let q = q.narrow(1, r0, t)?.contiguous()?;
                 let k = k.narrow(1, r0, t)?.contiguous()?;
                 let v = v.narrow(1, r0, t)?.contiguous()?;
-                let start = s.cache.len();
+                let prefix = s.cache.prefix_kv(l)?;
+                let start = s.cache.own_len();
                 let (k, v) = s.cache.append(l, &k, &v)?;
-                outs.push(attention(c, &q, &k, &v, start, scale)?);
+                outs.push(attention(c, &q, prefix.as_ref(), &k, &v, start, scale)?);
                 r0 += t;
             }
             let o = Tensor::cat(&outs, 0)?;
@@ -203,11 +204,13 @@ fn project(x: &Tensor, layers: &[&Linear]) -> Result<Vec<Tensor>> {
     layers.iter().map(|l| l.forward(x)).collect()
 }
 
-/// Causal grouped-query attention of one segment: `q (heads, t, hd)` against the cached
-/// `k, v (kv_heads, start + t, hd)`; returns `(t, heads·hd)`.
+/// Causal grouped-query attention of one segment: `q (heads, t, hd)` against an optional shared
+/// prefix (fully visible) and the sequence's own `k, v (kv_heads, start + t, hd)`, where `start`
+/// counts the sequence's own positions before this step; returns `(t, heads·hd)`.
 fn attention(
     c: &DecoderConfig,
     q: &Tensor,
+    prefix: Option<&(Tensor, Tensor)>,
     k: &Tensor,
     v: &Tensor,
     start: usize,
@@ -238,8 +241,18 @@ fn attention(
             .broadcast_add(&mask)?
             .reshape((c.num_kv_heads, g * t, len))?;
     }
-    let att = candle_nn::ops::softmax_last_dim(&att)?;
-    let out = att.matmul(&v.contiguous()?)?;
+    let out = match prefix {
+        None => candle_nn::ops::softmax_last_dim(&att)?.matmul(&v.contiguous()?)?,
+        Some((pk, pv)) => {
+            // One softmax over prefix and own scores together, then the two weighted sums.
+            let plen = pk.dim(1)?;
+            let patt = (q.matmul(&pk.t()?)? * scale)?;
+            let probs = candle_nn::ops::softmax_last_dim(&Tensor::cat(&[&patt, &att], 2)?)?;
+            let pout = probs.narrow(2, 0, plen)?.matmul(pv)?;
+            let own = probs.narrow(2, plen, len)?.matmul(&v.contiguous()?)?;
+            (pout + own)?
+        }
+    };
     Ok(out
         .reshape((c.num_heads, t, c.head_dim))?
         .transpose(0, 1)?

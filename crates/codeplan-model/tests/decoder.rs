@@ -270,3 +270,68 @@ fn bad_requests_are_refused_with_reasons() {
         );
     }
 }
+
+#[test]
+fn a_shared_prompt_prefix_computes_what_one_cache_does() {
+    let Some(path) = common::model_or_skip("smollm2-135m") else {
+        return;
+    };
+    let (d, content) = load_gguf(&path, Precision::F32).unwrap();
+    let prompt = prompt_ids(&content);
+    // Greedy decoding by hand with one plain cache…
+    let mut cache = d.new_cache();
+    let mut tokens = Vec::new();
+    let mut feed = prompt.clone();
+    let mut last_logits = Vec::new();
+    for _ in 0..6 {
+        let logits = d
+            .forward(&mut [Segment {
+                cache: &mut cache,
+                tokens: &feed,
+            }])
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let next = codeplan_model::sampling::argmax(&logits);
+        tokens.push(next);
+        feed = vec![next];
+        last_logits = logits;
+    }
+    // …and through the batch, whose samples continue the frozen prompt cache.
+    assert_eq!(
+        greedy(&d, &prompt, 2, 6),
+        vec![tokens.clone(), tokens.clone()]
+    );
+    let prefix = {
+        let mut c = d.new_cache();
+        d.forward(&mut [Segment {
+            cache: &mut c,
+            tokens: &prompt,
+        }])
+        .unwrap();
+        c.freeze().unwrap()
+    };
+    let mut own = codeplan_model::cache::SequenceCache::continuing(prefix);
+    let mut logits = Vec::new();
+    for &t in &tokens[..5] {
+        logits = d
+            .forward(&mut [Segment {
+                cache: &mut own,
+                tokens: &[t],
+            }])
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+    }
+    assert_eq!(own.len(), prompt.len() + 5);
+    let diff = logits
+        .iter()
+        .zip(&last_logits)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-3, "max |Δlogit| = {diff}");
+}
