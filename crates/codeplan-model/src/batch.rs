@@ -147,16 +147,12 @@ impl Batch {
             .expect("the prompt is not empty")
             .squeeze(0)?
             .to_vec1()?;
-        // Several samples continue the prompt's cache, shared and read-only; a single one
-        // simply keeps it (one attention product per step instead of two).
-        let caches: Vec<SequenceCache> = if request.n == 1 {
-            vec![cache]
-        } else {
-            let prompt_cache = cache.freeze()?;
-            (0..request.n)
-                .map(|_| SequenceCache::continuing(prompt_cache.clone()))
-                .collect()
-        };
+        // Every sample continues the prompt's cache, kept once, shared and read-only. A single
+        // sample does too, so that sample i computes exactly the same numbers whatever n is.
+        let prompt_cache = cache.freeze()?;
+        let caches: Vec<SequenceCache> = (0..request.n)
+            .map(|_| SequenceCache::continuing(prompt_cache.clone()))
+            .collect();
         let max_new = request.max_new_tokens.min(context - request.prompt.len());
         let mut ids = Vec::with_capacity(request.n);
         for (i, cache) in caches.into_iter().enumerate() {
