@@ -185,9 +185,19 @@ impl Decoder {
     }
 }
 
-/// Multiplies one input by several layers, in one fused pass over the input when every layer
-/// is quantised alike (q/k/v, gate/up).
+/// Multiplies one input by several layers (q/k/v, gate/up): in one fused pass over the input
+/// when candle's kernels allow, and with the input quantised once when codeplan's kernels run
+/// them all.
 fn project(x: &Tensor, layers: &[&Linear]) -> Result<Vec<Tensor>> {
+    let own: Option<Vec<_>> = layers.iter().map(|l| l.quant()).collect();
+    if let Some(own) = own {
+        let rows = crate::kernels::quantize_input(x)?;
+        return own
+            .iter()
+            .zip(layers)
+            .map(|(q, l)| l.add_bias(q.forward_rows(&rows)?))
+            .collect();
+    }
     let quantised: Option<Vec<&QTensor>> = layers
         .iter()
         .map(|l| l.qtensor().map(|q| q.as_ref()))

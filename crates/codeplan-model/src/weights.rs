@@ -125,6 +125,14 @@ impl Linear {
         }
     }
 
+    /// codeplan's quantised kernel, when this layer runs on it.
+    pub fn quant(&self) -> Option<&QuantMatrix> {
+        match &self.weight {
+            Kernel::Quant(q) => Some(q),
+            Kernel::Candle(_) => None,
+        }
+    }
+
     /// Adds the bias (if any) to an already multiplied output.
     pub fn add_bias(&self, y: Tensor) -> Result<Tensor> {
         Ok(match &self.bias {

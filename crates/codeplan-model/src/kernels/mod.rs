@@ -96,18 +96,21 @@ impl QuantMatrix {
 
     /// `x (m, k)` → `x Wᵀ (m, n)`, f32.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (m, k) = x.dims2()?;
-        if k != self.k {
+        self.forward_rows(&quantize_input(x)?)
+    }
+
+    /// The product with rows already quantised by [`quantize_input`] (so that layers sharing
+    /// one input, q/k/v or gate/up, quantise it once).
+    pub fn forward_rows(&self, rows: &[QuantRows]) -> Result<Tensor> {
+        if let Some(r) = rows.iter().find(|r| r.k != self.k) {
             return Err(ModelError::InvalidRequest(format!(
-                "matmul: input width {k}, weight expects {}",
-                self.k
+                "matmul: input width {}, weight expects {}",
+                r.k, self.k
             )));
         }
-        let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let rows: Vec<QuantRows> = x.chunks_exact(k).map(quantize_row).collect();
-        let mut out = vec![0f32; m * self.n];
-        self.matmul(&rows, &mut out);
-        Ok(Tensor::from_vec(out, (m, self.n), &Device::Cpu)?)
+        let mut out = vec![0f32; rows.len() * self.n];
+        self.matmul(rows, &mut out);
+        Ok(Tensor::from_vec(out, (rows.len(), self.n), &Device::Cpu)?)
     }
 
     /// `out[r * n + j] = rows[r] · W[j]`, columns split across threads.
@@ -116,7 +119,6 @@ impl QuantMatrix {
         let blocks = self.k / BLOCK;
         let row_bytes = blocks * kind.block_bytes();
         let m = rows.len();
-        debug_assert!(rows.iter().all(|r| r.k == self.k));
         // Each task owns columns [c0, c1) of every output row; it writes through a raw pointer
         // because those columns are not one contiguous slice of `out`.
         let out_ptr = out.as_mut_ptr() as usize;
@@ -159,6 +161,18 @@ fn dot_rows(kind: WeightType, w: &[u8], rows: &[QuantRows], out: &mut [f32]) {
         }
     }
     scalar::dot_rows(kind, w, rows, out);
+}
+
+/// Quantises every row of `x (m, k)` to 8 bits per block.
+pub fn quantize_input(x: &Tensor) -> Result<Vec<QuantRows>> {
+    let (_, k) = x.dims2()?;
+    if k % BLOCK != 0 {
+        return Err(ModelError::InvalidRequest(format!(
+            "matmul: input width {k} is not a multiple of {BLOCK}"
+        )));
+    }
+    let x = x.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    Ok(x.chunks_exact(k).map(quantize_row).collect())
 }
 
 /// Quantises one row to 8 bits per 32-value block (ggml's `Q8_0`/`Q8_1` rounding).
