@@ -403,6 +403,35 @@ impl WeightSource {
         })
     }
 
+    /// The weight (`suffix` `weight` or `bias`) of `role` densely in f32, as the file stores
+    /// it (GGUF `llama` q/k rows stay in llama.cpp's permuted order); `None` when the file has
+    /// no such tensor. Training starts from these.
+    pub fn dense(&mut self, role: Role, suffix: &str) -> Result<Option<Tensor>> {
+        let name = self.name(role, suffix);
+        let t = match self {
+            WeightSource::Gguf {
+                content, reader, ..
+            } => {
+                if !content.tensor_infos.contains_key(&name) {
+                    return Ok(None);
+                }
+                content
+                    .tensor(reader, &name, &Device::Cpu)
+                    .and_then(|q| q.dequantize(&Device::Cpu))
+            }
+            WeightSource::Safetensors { tensors, .. } => {
+                if tensors.get(&name).is_err() {
+                    return Ok(None);
+                }
+                tensors
+                    .load(&name, &Device::Cpu)
+                    .and_then(|t| t.to_dtype(DType::F32))
+            }
+        }
+        .map_err(|e| self.missing(&name, e))?;
+        Ok(Some(t))
+    }
+
     /// The norm weight of `role`.
     pub fn norm(&mut self, role: Role, len: usize) -> Result<Tensor> {
         self.vector(&self.name(role, "weight"), len)
