@@ -318,7 +318,7 @@ fn frozen_linear_matches_autograd_and_finite_differences() {
     let probe = Probe::new(&mut rng, &[9, 13]);
     check(
         "frozen_linear",
-        &[x.clone()],
+        std::slice::from_ref(&x),
         &|a| frozen_linear(&a[0], &w).unwrap(),
         &|a| a[0].matmul(&w.t().unwrap()).unwrap(),
         &probe,
