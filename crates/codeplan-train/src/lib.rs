@@ -1,4 +1,13 @@
 //! codeplan's trainer: the student model as trainable modules whose every op has a backward
 //! pass, LoRA adapters, AdamW, training examples with loss masks, checkpoints and export.
+//!
+//! - [`base::BaseWeights`] reads the starting weights (GGUF or Hugging Face folder);
+//! - [`model::TrainableModel`] is the decoder built from [`ops`], full or LoRA ([`lora`]).
 
+pub mod base;
+pub mod error;
+pub mod lora;
+pub mod model;
 pub mod ops;
+
+pub use error::{Result, TrainError};
