@@ -3,7 +3,7 @@
 use crate::problem::{Problem, Tests};
 
 /// Which of CodePLAN's two tasks a prompt asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Task {
     /// Problem → code (`[GEN_CODE]`); the only task at inference time.
     Code,

@@ -31,6 +31,6 @@ pub use config::{DecoderConfig, RopeStyle};
 pub use decoder::{Decoder, Segment};
 pub use error::{ModelError, Result};
 pub use generate::{generate_tokens, Control, TokenCompletion};
-pub use load::{load_gguf, load_hf_dir};
+pub use load::{load_gguf, load_hf_dir, load_text_side};
 pub use sampling::{Sampler, SamplingParams};
 pub use weights::{Precision, WeightSource};

@@ -17,6 +17,35 @@ pub fn load_gguf(path: &Path, precision: Precision) -> Result<(Decoder, gguf_fil
     Ok((decoder, source.into_gguf_content().expect("a GGUF source")))
 }
 
+/// Reads only the text side of a model — tokenizer and chat template — from a GGUF header or a
+/// Hugging Face folder, without loading any weights.
+pub fn load_text_side(
+    path: &Path,
+) -> Result<(
+    crate::tokenizer::Tokenizer,
+    Option<crate::chat::ChatTemplate>,
+)> {
+    if path.is_dir() {
+        let tokenizer = crate::tokenizer::Tokenizer::from_hf_dir(path)?;
+        let template = crate::chat::ChatTemplate::from_hf_dir(path)?;
+        return Ok((tokenizer, template));
+    }
+    let file = std::fs::File::open(path).map_err(|source| ModelError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let content = gguf_file::Content::read(&mut std::io::BufReader::new(file)).map_err(|e| {
+        ModelError::Tensor {
+            file: path.to_owned(),
+            name: "(header)".into(),
+            problem: format!("is not a readable GGUF file: {e}"),
+        }
+    })?;
+    let tokenizer = crate::tokenizer::Tokenizer::from_gguf(&content)?;
+    let template = crate::chat::ChatTemplate::from_gguf(&content)?;
+    Ok((tokenizer, template))
+}
+
 /// Loads the decoder of a Hugging Face folder (`config.json` + safetensors), in f32.
 pub fn load_hf_dir(dir: &Path) -> Result<Decoder> {
     let config_path = dir.join("config.json");

@@ -124,15 +124,7 @@ impl Model {
     /// Tokenises a prompt, adding the BOS token when the model expects one and the text does
     /// not already start with it.
     pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>> {
-        let mut ids = self.tokenizer.encode(text, false)?;
-        if self.tokenizer.add_bos_by_default() {
-            if let Some(bos) = self.tokenizer.bos_id() {
-                if ids.first() != Some(&bos) {
-                    ids.insert(0, bos);
-                }
-            }
-        }
-        Ok(ids)
+        Ok(self.tokenizer.encode_prompt(text)?)
     }
 
     /// Generates `request.n` samples from `prompt` (token ids). `on_delta(sample, text)`

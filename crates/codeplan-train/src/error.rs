@@ -19,6 +19,12 @@ pub enum TrainError {
     /// The model runtime failed (loading weights, tokenizer, template).
     #[error(transparent)]
     Model(#[from] codeplan_model::ModelError),
+    /// Tokenising failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(#[from] codeplan_model::tokenizer::TokenizerError),
+    /// The chat template could not be rendered.
+    #[error("chat template: {0}")]
+    ChatTemplate(#[from] codeplan_model::chat::ChatError),
     /// A tensor operation failed.
     #[error("tensor operation failed: {0}")]
     Tensor(#[from] candle_core::Error),

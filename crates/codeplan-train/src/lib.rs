@@ -5,9 +5,17 @@
 //! - [`model::TrainableModel`] is the decoder built from [`ops`], full or LoRA ([`lora`]).
 
 pub mod base;
+pub mod batches;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
 pub mod error;
+pub mod examples;
 pub mod lora;
+pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod optim;
+pub mod trainer;
 
 pub use error::{Result, TrainError};

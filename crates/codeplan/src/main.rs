@@ -29,6 +29,7 @@ struct Cli {
 const EXAMPLES: &str = "\
 Examples:
   codeplan generate --model smollm2-135m --data data/apps/test.jsonl --n 5 --out samples.jsonl
+  codeplan train --model qwen2.5-coder-0.5b --data data/apps/train.jsonl --plans plans.jsonl --out runs/codeplan
   codeplan serve --model qwen2.5-coder-0.5b --port 8080
   codeplan data check --data data/apps/train.jsonl
   codeplan eval --data data/apps/test.jsonl --samples samples.jsonl --judge apps --k 1,5 --out out/eval
@@ -55,6 +56,13 @@ enum Command {
     /// `--prompt chat`); the output is the samples JSONL that `codeplan eval` judges. Reruns
     /// resume: problems whose samples are all in `--out` are skipped.
     Generate(commands::generate::GenerateArgs),
+    /// Fine-tune the student on code and plans (CodePLAN) or code only (the baseline).
+    ///
+    /// LoRA (default) or full fine-tuning of a GGUF or Hugging Face model on the problems'
+    /// reference solutions (code task) and a plans file (plan task). Loss only on target
+    /// tokens, end-of-text trained; AdamW, warm-up + schedule, clipping, accumulation,
+    /// validation loss, atomic checkpoints and `--resume`.
+    Train(Box<commands::train::TrainArgs>),
     /// Serve a model over an OpenAI-compatible HTTP API (loopback by default).
     Serve(commands::serve::ServeArgs),
     /// Inspect datasets: check that reference solutions pass their own tests.
@@ -73,6 +81,7 @@ fn main() -> ExitCode {
         Command::Models(cmd) => commands::models::run(cmd),
         Command::Generate(args) => commands::generate::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Train(args) => commands::train::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -276,6 +276,20 @@ impl Tokenizer {
         self.pad
     }
 
+    /// Tokenises a prompt, adding the BOS token when the model expects one and the text does
+    /// not already start with it (how both generation and training see a prompt).
+    pub fn encode_prompt(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        let mut ids = self.encode(text, false)?;
+        if self.add_bos_by_default() {
+            if let Some(bos) = self.bos_id() {
+                if ids.first() != Some(&bos) {
+                    ids.insert(0, bos);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// Every end-of-generation token (EOS, EOT such as `<|im_end|>`/`<|endoftext|>`/`<|eot_id|>`,
     /// EOM ...), sorted; the same set llama.cpp stops on.
     pub fn stop_ids(&self) -> &[u32] {

@@ -27,7 +27,7 @@ use candle_core::{CpuStorage, DType, Layout, Result, Shape, Storage, Tensor};
 pub(crate) const ROW_CHUNK: usize = 16;
 
 /// The f32 contents of a contiguous CPU storage, or an error naming `op`.
-pub(crate) fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+pub fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = match storage {
         CpuStorage::F32(d) => d.as_slice(),
         other => candle_core::bail!("{op}: expected f32, got {:?}", other.dtype()),
@@ -39,7 +39,7 @@ pub(crate) fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> R
 }
 
 /// Runs `f` on the f32 contents of `t` (made contiguous first).
-pub(crate) fn with_slice<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+pub fn with_slice<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let t = t.contiguous()?;
     if t.dtype() != DType::F32 {
         candle_core::bail!("{op}: expected f32, got {:?}", t.dtype());
