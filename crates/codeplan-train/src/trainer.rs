@@ -19,7 +19,8 @@ use crate::data::Prepared;
 use crate::error::{Result, TrainError};
 use crate::examples::task_name;
 use crate::metrics::MetricsLog;
-use crate::model::TrainableModel;
+use crate::model::{TokenBatch, TrainableModel};
+use crate::ops::CrossEntropyOutput;
 use crate::optim::{learning_rate, AdamW};
 
 /// What one update measured.
@@ -140,6 +141,45 @@ fn task_means(sums: &[f64; 2], counts: &[usize; 2]) -> BTreeMap<String, f64> {
             (task_name(t).to_owned(), sums[i] / counts[i] as f64)
         })
         .collect()
+}
+
+/// The loss of one micro-batch and the gradient of every trained tensor (in the optimiser's
+/// order; zeros for a tensor the batch does not reach).
+pub fn loss_and_grads(
+    model: &TrainableModel,
+    opt: &AdamW,
+    batch: &TokenBatch,
+    dropout_rng: Option<&mut ChaCha8Rng>,
+) -> Result<(CrossEntropyOutput, Vec<Tensor>)> {
+    let out = model.loss(batch, dropout_rng, true)?;
+    let grads = out.loss.backward()?;
+    let mut list = Vec::with_capacity(opt.slots.len());
+    for slot in &opt.slots {
+        list.push(match grads.get(slot.var.as_tensor()) {
+            Some(g) => g.clone(),
+            None => slot.var.as_tensor().zeros_like()?,
+        });
+    }
+    Ok((out, list))
+}
+
+/// Clips the gradients to `clip` (0 = no clipping) by global norm and applies one AdamW update
+/// at learning rate `lr`; returns the norm before clipping.
+pub fn apply_update(opt: &mut AdamW, grads: &[Tensor], lr: f64, clip: f64) -> Result<f64> {
+    let grad_norm = AdamW::grad_norm(grads)?;
+    if !grad_norm.is_finite() {
+        return Err(TrainError::Input(format!(
+            "the gradient became {grad_norm} at update {}; lower the learning rate",
+            opt.step + 1
+        )));
+    }
+    let scale = if clip > 0.0 && grad_norm > clip {
+        clip / grad_norm
+    } else {
+        1.0
+    };
+    opt.update(grads, lr, scale)?;
+    Ok(grad_norm)
 }
 
 /// A training run in progress.
@@ -316,20 +356,14 @@ impl Trainer {
                 .count();
             let mut rng =
                 ChaCha8Rng::seed_from_u64(derived_seed(self.config.seed, 1, step, j as u64));
-            let out = self
-                .model
-                .loss(&mb.tokens, dropout.then_some(&mut rng), true)?;
+            let (out, these) = loss_and_grads(
+                &self.model,
+                &self.opt,
+                &mb.tokens,
+                dropout.then_some(&mut rng),
+            )?;
             loss += out.loss.to_vec0::<f32>()? as f64;
             task_sums(&mb, &out.per_row, &mut sums, &mut task_counts);
-            let grads = out.loss.backward()?;
-            let mut these = Vec::with_capacity(self.opt.slots.len());
-            for slot in &self.opt.slots {
-                these.push(match grads.get(slot.var.as_tensor()) {
-                    Some(g) => g.clone(),
-                    None => slot.var.as_tensor().zeros_like()?,
-                });
-            }
-            drop(grads);
             summed = Some(match summed {
                 None => these,
                 Some(acc) => acc
@@ -340,19 +374,6 @@ impl Trainer {
             });
         }
         let grads = summed.expect("at least one micro-batch");
-        let grad_norm = AdamW::grad_norm(&grads)?;
-        if !grad_norm.is_finite() {
-            return Err(TrainError::Input(format!(
-                "the gradient became {grad_norm} at update {}; lower the learning rate",
-                step + 1
-            )));
-        }
-        let clip = self.config.clip_grad_norm;
-        let scale = if clip > 0.0 && grad_norm > clip {
-            clip / grad_norm
-        } else {
-            1.0
-        };
         let lr = learning_rate(
             self.config.schedule,
             self.config.lr,
@@ -360,7 +381,7 @@ impl Trainer {
             self.config.max_steps,
             self.config.warmup_steps,
         );
-        self.opt.update(&grads, lr, scale)?;
+        let grad_norm = apply_update(&mut self.opt, &grads, lr, self.config.clip_grad_norm)?;
         let seconds = started.elapsed().as_secs_f64();
         Ok(StepMetrics {
             step: self.opt.step,

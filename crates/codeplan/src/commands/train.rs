@@ -111,6 +111,9 @@ pub struct TrainArgs {
     /// Validation loss every N updates [default: 50].
     #[arg(long)]
     pub eval_every: Option<u64>,
+    /// Validation micro-batches per evaluation [default: 8].
+    #[arg(long)]
+    pub val_batches: Option<usize>,
     /// Checkpoint every N updates (and at the end) [default: 50].
     #[arg(long)]
     pub save_every: Option<u64>,
@@ -199,8 +202,7 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String)> {
             "no model given: pass --model NAME|PATH (e.g. --model smollm2-135m after `codeplan models fetch smollm2-135m`)"
         ),
     };
-    let root = models_root(args.models_dir.as_deref())?;
-    c.model = resolve_model(&model_spec, &root)?.path().to_owned();
+    c.model = PathBuf::from(&model_spec);
     if !args.data.is_empty() {
         c.data = args.data.clone();
     }
@@ -258,12 +260,16 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String)> {
     c.seed = args.seed.unwrap_or(c.seed);
     c.val_fraction = args.val_fraction.unwrap_or(c.val_fraction);
     c.eval_every = args.eval_every.unwrap_or(c.eval_every);
+    c.val_batches = args.val_batches.unwrap_or(c.val_batches);
     c.save_every = args.save_every.unwrap_or(c.save_every);
     c.keep_checkpoints = args.keep_checkpoints.unwrap_or(c.keep_checkpoints);
     if let Some(out) = &args.out {
         c.out = out.clone();
     }
     c.validate()?;
+    // Resolved last, so that a bad setting is reported even when the model is missing too.
+    let root = models_root(args.models_dir.as_deref())?;
+    c.model = resolve_model(&model_spec, &root)?.path().to_owned();
     Ok((c, model_spec))
 }
 
@@ -378,14 +384,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         } => {
             bar.set_position(start_step);
             bar.reset_eta();
-            bar.println(format!(
-                "{trainable} trained parameters of {total}{}",
-                if start_step > 0 {
-                    format!("; resumed after update {start_step}")
-                } else {
-                    String::new()
-                }
-            ));
+            let resumed = if start_step > 0 {
+                format!("; resumed after update {start_step}")
+            } else {
+                String::new()
+            };
+            bar.suspend(|| eprintln!("{trainable} trained parameters of {total}{resumed}"));
         }
         Event::Step(m) => {
             bar.set_position(m.step);
@@ -396,13 +400,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         Event::Validation { step, losses } => {
             let parts: Vec<String> = losses.iter().map(|(t, l)| format!("{t} {l:.4}")).collect();
-            bar.println(format!(
-                "update {step}: validation loss {}",
-                parts.join(", ")
-            ));
+            bar.suspend(|| eprintln!("update {step}: validation loss {}", parts.join(", ")));
         }
         Event::Checkpoint { step, path } => {
-            bar.println(format!("update {step}: checkpoint {}", path.display()));
+            bar.suspend(|| eprintln!("update {step}: checkpoint {}", path.display()));
         }
     })?;
     bar.finish_and_clear();
