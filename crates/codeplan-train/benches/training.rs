@@ -42,6 +42,7 @@ fn batch(rows: &[Vec<u32>]) -> TokenBatch {
         segments: Arc::new(vec![0; n]),
         targets: Arc::new(targets),
         weights: Arc::new(weights),
+        plan_weights: None,
     }
 }
 

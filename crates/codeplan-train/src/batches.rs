@@ -128,7 +128,14 @@ impl Schedule {
 
     /// Builds the tokens of one micro-batch; `weights[task]` is each trained position's loss
     /// weight (the caller divides task weights by the step's trained tokens).
-    pub fn micro_batch(&self, rows: &[Vec<usize>], weights: [f32; 2]) -> MicroBatch {
+    /// With `split_plan`, plan positions' weights go to [`TokenBatch::plan_weights`] (for a
+    /// separate plan head).
+    pub fn micro_batch(
+        &self,
+        rows: &[Vec<usize>],
+        weights: [f32; 2],
+        split_plan: bool,
+    ) -> MicroBatch {
         let seq_len = match self.batching {
             Batching::Pack => self.max_len,
             Batching::Bucket => rows
@@ -149,6 +156,11 @@ impl Schedule {
         let mut targets = vec![0u32; n];
         let mut token_weights = vec![0f32; n];
         let mut token_task = vec![None; n];
+        let mut plan_weights = if split_plan {
+            vec![0f32; n]
+        } else {
+            Vec::new()
+        };
         let mut target_counts = [0usize; 2];
         for (r, row) in rows.iter().enumerate() {
             let mut at = r * seq_len;
@@ -162,7 +174,11 @@ impl Schedule {
                     // Position t predicts token t+1; train it when t+1 is a target token.
                     if t + 1 < len && t + 1 >= e.prompt_len {
                         targets[at + t] = e.tokens[t + 1];
-                        token_weights[at + t] = weights[task_index(e.task)];
+                        if split_plan && e.task == Task::Plan {
+                            plan_weights[at + t] = weights[1];
+                        } else {
+                            token_weights[at + t] = weights[task_index(e.task)];
+                        }
                         token_task[at + t] = Some(e.task);
                         target_counts[task_index(e.task)] += 1;
                     }
@@ -179,6 +195,7 @@ impl Schedule {
                 segments: Arc::new(segments),
                 targets: Arc::new(targets),
                 weights: Arc::new(token_weights),
+                plan_weights: split_plan.then(|| Arc::new(plan_weights)),
             },
             token_task,
             target_counts,

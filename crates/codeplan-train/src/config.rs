@@ -58,6 +58,8 @@ pub struct TrainConfig {
     pub weights: TaskWeights,
     /// Prompt format.
     pub prompt: PromptStyle,
+    /// Train the plan task through its own copy of the output head (the paper's ablation).
+    pub plan_head: bool,
     /// Full or LoRA.
     pub mode: ModeKind,
     /// LoRA rank.
@@ -113,6 +115,7 @@ impl Default for TrainConfig {
             tasks: vec!["code".into(), "plan".into()],
             weights: TaskWeights::default(),
             prompt: PromptStyle::Codeplan,
+            plan_head: false,
             mode: ModeKind::Lora,
             lora_rank: 16,
             lora_alpha: 32.0,

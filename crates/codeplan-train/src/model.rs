@@ -118,6 +118,9 @@ pub struct TokenBatch {
     pub targets: Arc<Vec<u32>>,
     /// Loss weight of each position (0 for prompt tokens and padding).
     pub weights: Arc<Vec<f32>>,
+    /// With a separate plan head: the plan task's positions' weights (and `weights` then holds
+    /// only the code task's).
+    pub plan_weights: Option<Arc<Vec<f32>>>,
 }
 
 /// The trainable decoder.
@@ -132,6 +135,9 @@ pub struct TrainableModel {
     pub norm: Weight,
     /// Output head `(vocab, hidden)`; `None` when tied to the embeddings.
     pub head: Option<Weight>,
+    /// A separate, trained head for the plan task (the paper's ablation), initialised as a copy
+    /// of the output head; inference never uses it.
+    pub plan_head: Option<Var>,
     rope: Arc<RopeTable>,
 }
 
@@ -207,10 +213,17 @@ impl TrainableModel {
             embed: Weight::new(base.get("model.embed_tokens.weight")?, full)?,
             norm: Weight::new(base.get("model.norm.weight")?, full)?,
             head,
+            plan_head: None,
             layers,
             config: c,
             mode,
         })
+    }
+
+    /// Adds a separate head for the plan task, a trained copy of the output head.
+    pub fn add_plan_head(&mut self) -> Result<()> {
+        self.plan_head = Some(Var::from_tensor(self.head().tensor())?);
+        Ok(())
     }
 
     /// The decoder's shape.
@@ -262,6 +275,9 @@ impl TrainableModel {
         weight("model.norm.weight".into(), &self.norm);
         if let Some(h) = &self.head {
             weight("lm_head.weight".into(), h);
+        }
+        if let Some(p) = &self.plan_head {
+            out.push(("plan_head.weight".into(), p.clone()));
         }
         out.extend(adapters);
         out
@@ -326,13 +342,39 @@ impl TrainableModel {
         with_grad: bool,
     ) -> Result<CrossEntropyOutput> {
         let h = self.hidden(batch, dropout_rng)?;
-        Ok(linear_cross_entropy(
-            &h,
-            self.head().tensor(),
-            &batch.targets,
-            &batch.weights,
-            with_grad,
-        )?)
+        let head = self.head().tensor();
+        match (&self.plan_head, &batch.plan_weights) {
+            (Some(plan_head), Some(plan_weights)) => {
+                // Code rows through the output head, plan rows through the plan head; rows of
+                // weight 0 cost nothing, so each head only sees its own task's tokens.
+                let code =
+                    linear_cross_entropy(&h, head, &batch.targets, &batch.weights, with_grad)?;
+                let plan = linear_cross_entropy(
+                    &h,
+                    plan_head.as_tensor(),
+                    &batch.targets,
+                    plan_weights,
+                    with_grad,
+                )?;
+                let per_row = code
+                    .per_row
+                    .iter()
+                    .zip(&plan.per_row)
+                    .map(|(a, b)| a + b)
+                    .collect();
+                Ok(CrossEntropyOutput {
+                    loss: (code.loss + plan.loss)?,
+                    per_row,
+                })
+            }
+            _ => Ok(linear_cross_entropy(
+                &h,
+                head,
+                &batch.targets,
+                &batch.weights,
+                with_grad,
+            )?),
+        }
     }
 
     /// Next-token logits `(len, vocab)` of one sequence (for checks against the inference
@@ -347,6 +389,7 @@ impl TrainableModel {
             segments: Arc::new(vec![0; n]),
             targets: Arc::new(vec![0; n]),
             weights: Arc::new(vec![0.0; n]),
+            plan_weights: None,
         };
         let h = self.hidden(&batch, None)?;
         Ok(h.matmul(&self.head().tensor().t()?)?)

@@ -210,7 +210,10 @@ impl Trainer {
         resume: bool,
     ) -> Result<Self> {
         let parameters = base.parameter_count();
-        let model = TrainableModel::new(&base, config.model_mode(), config.seed)?;
+        let mut model = TrainableModel::new(&base, config.model_mode(), config.seed)?;
+        if config.plan_head {
+            model.add_plan_head()?;
+        }
         drop(base); // in full mode the trained copies replace the base tensors
         let opt = AdamW::new(model.trainable(), config.adamw.clone());
         let pad = prepared
@@ -347,7 +350,9 @@ impl Trainer {
         let (mut loss, mut tokens) = (0f64, 0usize);
         let (mut sums, mut task_counts) = ([0f64; 2], [0usize; 2]);
         for (j, rows) in rows.iter().enumerate() {
-            let mb = self.schedule.micro_batch(rows, weights);
+            let mb = self
+                .schedule
+                .micro_batch(rows, weights, self.model.plan_head.is_some());
             tokens += mb
                 .tokens
                 .segments
@@ -400,7 +405,9 @@ impl Trainer {
         let plan = self.val.epoch(0);
         let (mut sums, mut counts) = ([0f64; 2], [0usize; 2]);
         for rows in plan.iter().take(self.config.val_batches.max(1)) {
-            let mb = self.val.micro_batch(rows, [1.0, 1.0]);
+            let mb = self
+                .val
+                .micro_batch(rows, [1.0, 1.0], self.model.plan_head.is_some());
             let out = self.model.loss(&mb.tokens, None, false)?;
             task_sums(&mb, &out.per_row, &mut sums, &mut counts);
         }

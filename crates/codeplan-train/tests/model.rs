@@ -89,7 +89,59 @@ fn tiny_batch(vocab: u32) -> TokenBatch {
         weights: Arc::new(vec![
             0., 0.2, 0.2, 0.2, 0., 0.3, 0.3, 0., 0.1, 0.1, 0.1, 0.1, 0., 0.,
         ]),
+        plan_weights: None,
     }
+}
+
+#[test]
+fn a_separate_plan_head_starts_equal_and_trains_on_plan_rows_only() {
+    let base = BaseWeights::random(tiny_config(false), true, 2).unwrap();
+    let joint = tiny_batch(41);
+    // Row 1 is the plan task: its weights move to `plan_weights`.
+    let mut split = joint.clone();
+    let (code, plan): (Vec<f32>, Vec<f32>) = joint
+        .weights
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| if i >= 7 { (0.0, w) } else { (w, 0.0) })
+        .unzip();
+    split.weights = Arc::new(code);
+    split.plan_weights = Some(Arc::new(plan));
+    let mut model = TrainableModel::new(&base, lora_all(2), 0).unwrap();
+    let single = model
+        .loss(&joint, None, false)
+        .unwrap()
+        .loss
+        .to_vec0::<f32>()
+        .unwrap();
+    model.add_plan_head().unwrap();
+    let out = model.loss(&split, None, true).unwrap();
+    let two = out.loss.to_vec0::<f32>().unwrap();
+    assert!(
+        (single - two).abs() < 1e-5,
+        "{single} vs {two}: the copy starts equal"
+    );
+    let grads = out.loss.backward().unwrap();
+    let plan_head = model.plan_head.as_ref().unwrap();
+    let g = values(
+        grads
+            .get(plan_head.as_tensor())
+            .expect("the plan head is trained"),
+    );
+    assert!(g.iter().any(|v| *v != 0.0));
+    // The output head is frozen (LoRA) and tied to the embeddings: no gradient.
+    assert!(grads.get(model.embed.tensor()).is_none());
+    // Without plan rows the plan head gets nothing.
+    let mut code_only = split.clone();
+    code_only.plan_weights = Some(Arc::new(vec![0.0; 14]));
+    let grads = model
+        .loss(&code_only, None, true)
+        .unwrap()
+        .loss
+        .backward()
+        .unwrap();
+    let g = values(grads.get(plan_head.as_tensor()).unwrap());
+    assert!(g.iter().all(|v| *v == 0.0));
 }
 
 /// Gives every LoRA `B` random values (it starts at zero, which leaves `A` without gradient).

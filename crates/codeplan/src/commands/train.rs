@@ -57,6 +57,10 @@ pub struct TrainArgs {
     /// Prompt format: the paper's (codeplan) or the model's chat template [default: codeplan].
     #[arg(long, value_enum)]
     pub prompt: Option<PromptArg>,
+    /// Train the plan task through its own copy of the output head (the paper's ablation;
+    /// dropped at inference).
+    #[arg(long)]
+    pub plan_head: bool,
     /// lora (base frozen) or full fine-tuning [default: lora].
     #[arg(long, value_enum)]
     pub mode: Option<ModeArg>,
@@ -221,6 +225,7 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String)> {
             PromptArg::Chat => PromptStyle::Chat,
         };
     }
+    c.plan_head |= args.plan_head;
     if let Some(m) = args.mode {
         c.mode = match m {
             ModeArg::Lora => ModeKind::Lora,
