@@ -73,6 +73,7 @@ impl ChatMessage {
 }
 
 /// A compiled chat template plus the special-token strings it may reference.
+#[derive(Clone)]
 pub struct ChatTemplate {
     env: Environment<'static>,
     source: String,

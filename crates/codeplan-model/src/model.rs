@@ -80,6 +80,24 @@ impl Model {
         })
     }
 
+    /// A model from parts already in memory (e.g. weights being trained, for evaluation
+    /// during training).
+    pub fn from_parts(
+        name: &str,
+        path: &Path,
+        decoder: Decoder,
+        tokenizer: Tokenizer,
+        chat_template: Option<ChatTemplate>,
+    ) -> Self {
+        Model {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            decoder,
+            tokenizer,
+            chat_template,
+        }
+    }
+
     /// The name it was loaded under.
     pub fn name(&self) -> &str {
         &self.name

@@ -177,6 +177,13 @@ pub enum WeightSource {
         /// Quantised or dequantised.
         precision: Precision,
     },
+    /// Dense tensors already in memory under Hugging Face names (weights being trained).
+    Tensors {
+        /// What to call the source in error messages.
+        label: PathBuf,
+        /// The tensors by name.
+        tensors: std::collections::BTreeMap<String, Tensor>,
+    },
     /// Memory-mapped safetensors shards of a Hugging Face folder.
     Safetensors {
         /// The folder, for error messages.
@@ -270,7 +277,7 @@ impl WeightSource {
     pub fn gguf_content(&self) -> Option<&gguf_file::Content> {
         match self {
             WeightSource::Gguf { content, .. } => Some(content),
-            WeightSource::Safetensors { .. } => None,
+            WeightSource::Safetensors { .. } | WeightSource::Tensors { .. } => None,
         }
     }
 
@@ -278,7 +285,7 @@ impl WeightSource {
     pub fn into_gguf_content(self) -> Option<gguf_file::Content> {
         match self {
             WeightSource::Gguf { content, .. } => Some(content),
-            WeightSource::Safetensors { .. } => None,
+            WeightSource::Safetensors { .. } | WeightSource::Tensors { .. } => None,
         }
     }
 
@@ -286,13 +293,16 @@ impl WeightSource {
         match self {
             WeightSource::Gguf { path, .. } => path,
             WeightSource::Safetensors { dir, .. } => dir,
+            WeightSource::Tensors { label, .. } => label,
         }
     }
 
     fn name(&self, role: Role, suffix: &str) -> String {
         match self {
             WeightSource::Gguf { .. } => format!("{}.{suffix}", role.gguf_name()),
-            WeightSource::Safetensors { .. } => format!("{}.{suffix}", role.hf_name()),
+            WeightSource::Safetensors { .. } | WeightSource::Tensors { .. } => {
+                format!("{}.{suffix}", role.hf_name())
+            }
         }
     }
 
@@ -302,6 +312,7 @@ impl WeightSource {
         match self {
             WeightSource::Gguf { content, .. } => content.tensor_infos.contains_key(&name),
             WeightSource::Safetensors { tensors, .. } => tensors.get(&name).is_ok(),
+            WeightSource::Tensors { tensors, .. } => tensors.contains_key(&name),
         }
     }
 
@@ -345,6 +356,14 @@ impl WeightSource {
                     })?;
                 QMatMul::Tensor(t.to_dtype(DType::F32)?)
             }
+            WeightSource::Tensors { tensors, .. } => {
+                let t = tensors.get(name).ok_or_else(|| ModelError::Tensor {
+                    file: PathBuf::new(),
+                    name: name.to_owned(),
+                    problem: "is missing".into(),
+                })?;
+                QMatMul::Tensor(t.to_dtype(DType::F32)?)
+            }
         };
         let got = match &weight {
             QMatMul::QTensor(q) => q.shape().dims().to_vec(),
@@ -370,6 +389,10 @@ impl WeightSource {
             WeightSource::Safetensors { tensors, .. } => tensors
                 .load(name, &Device::Cpu)
                 .and_then(|t| t.to_dtype(DType::F32)),
+            WeightSource::Tensors { tensors, .. } => match tensors.get(name) {
+                Some(t) => t.to_dtype(DType::F32),
+                None => Err(candle_core::Error::Msg("is missing".into())),
+            },
         }
         .map_err(|e| self.missing(name, e))?;
         if t.dims() != [len] {
@@ -427,6 +450,10 @@ impl WeightSource {
                     .load(&name, &Device::Cpu)
                     .and_then(|t| t.to_dtype(DType::F32))
             }
+            WeightSource::Tensors { tensors, .. } => match tensors.get(&name) {
+                Some(t) => t.to_dtype(DType::F32),
+                None => return Ok(None),
+            },
         }
         .map_err(|e| self.missing(&name, e))?;
         Ok(Some(t))

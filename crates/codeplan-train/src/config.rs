@@ -98,6 +98,12 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// At most this many validation micro-batches per evaluation.
     pub val_batches: usize,
+    /// Sample and judge held-out problems every N updates (0 = never), logging `eval/pass@1`.
+    pub eval_pass_every: u64,
+    /// Held-out problems sampled for that evaluation.
+    pub eval_problems: usize,
+    /// New tokens per sample in that evaluation.
+    pub eval_max_new_tokens: usize,
     /// Checkpoint every N updates (and at the end).
     pub save_every: u64,
     /// Checkpoints kept (the newest ones).
@@ -135,6 +141,9 @@ impl Default for TrainConfig {
             val_fraction: 0.05,
             eval_every: 50,
             val_batches: 8,
+            eval_pass_every: 0,
+            eval_problems: 10,
+            eval_max_new_tokens: 256,
             save_every: 50,
             keep_checkpoints: 2,
             out: PathBuf::from("runs/train"),

@@ -22,6 +22,8 @@ pub struct Prepared {
     pub dropped: Vec<Dropped>,
     /// Problems read, training and held out.
     pub problems: (usize, usize),
+    /// The held-out problems (validation loss, and sampling during training).
+    pub val_problems: Vec<Problem>,
     /// The student's tokenizer.
     pub tokenizer: Tokenizer,
     /// Its chat template.
@@ -123,6 +125,7 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
         val: Arc::new(val.examples),
         dropped,
         problems: (train_problems.len(), val_problems.len()),
+        val_problems,
         tokenizer,
         template,
     })

@@ -11,6 +11,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod examples;
+pub mod infer;
 pub mod lora;
 pub mod metrics;
 pub mod model;

@@ -62,6 +62,13 @@ pub enum Event<'a> {
         /// Mean cross-entropy per task.
         losses: &'a BTreeMap<String, f64>,
     },
+    /// Evaluation metrics (e.g. `eval/pass@1`) at a step.
+    Evaluation {
+        /// The step.
+        step: u64,
+        /// The metrics.
+        metrics: &'a BTreeMap<String, f64>,
+    },
     /// A checkpoint was written.
     Checkpoint {
         /// Its step.
@@ -70,6 +77,10 @@ pub enum Event<'a> {
         path: &'a PathBuf,
     },
 }
+
+/// Samples and judges the model being trained at a step; returns metrics to log (names with a
+/// `/`, e.g. `eval/pass@1`).
+pub type Evaluator<'a> = dyn FnMut(&TrainableModel, u64) -> Result<BTreeMap<String, f64>> + 'a;
 
 /// The settings that shape the numbers of a run (a resume must match them).
 pub fn config_hash(config: &TrainConfig) -> String {
@@ -271,6 +282,16 @@ impl Trainer {
 
     /// Runs until `max_steps`, logging to `out/metrics.jsonl` and checkpointing.
     pub fn run(&mut self, on_event: &mut dyn FnMut(Event<'_>)) -> Result<()> {
+        self.run_with(on_event, None)
+    }
+
+    /// [`Trainer::run`], also calling `evaluator` every `eval_pass_every` updates (and at the
+    /// end) and logging what it returns (sampling and judging live outside this crate).
+    pub fn run_with(
+        &mut self,
+        on_event: &mut dyn FnMut(Event<'_>),
+        mut evaluator: Option<&mut Evaluator<'_>>,
+    ) -> Result<()> {
         let out = self.config.out.clone();
         std::fs::create_dir_all(&out).map_err(|e| TrainError::io(&out, e))?;
         let mut log = MetricsLog::open(&out.join("metrics.jsonl"))?;
@@ -315,6 +336,22 @@ impl Trainer {
                     step,
                     losses: &losses,
                 });
+            }
+            let every = self.config.eval_pass_every;
+            if let Some(evaluate) = evaluator.as_deref_mut() {
+                if every > 0 && (last || step.is_multiple_of(every)) {
+                    let metrics = evaluate(&self.model, step)?;
+                    let mut record = Map::new();
+                    record.insert("step".into(), json!(step));
+                    for (k, v) in &metrics {
+                        record.insert(k.clone(), json!(v));
+                    }
+                    log.write(&record)?;
+                    on_event(Event::Evaluation {
+                        step,
+                        metrics: &metrics,
+                    });
+                }
             }
             if last || (self.config.save_every > 0 && step.is_multiple_of(self.config.save_every)) {
                 let path = crate::checkpoint::save(

@@ -238,3 +238,52 @@ fn bad_settings_are_named() {
         );
     }
 }
+
+#[test]
+fn pass_at_one_is_logged_during_training() {
+    if !have_smollm2() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("run");
+    let out = codeplan(&[
+        "train",
+        "--model",
+        "smollm2-135m",
+        "--data",
+        "data/mbpp/mbpp_sanitized.jsonl",
+        "--tasks",
+        "code",
+        "--max-len",
+        "160",
+        "--max-steps",
+        "1",
+        "--val-fraction",
+        "0.1",
+        "--eval-pass-every",
+        "1",
+        "--eval-problems",
+        "2",
+        "--eval-max-new-tokens",
+        "24",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let metrics = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
+    let eval: serde_json::Value = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v.get("eval/pass@1").is_some())
+        .expect("an eval/pass@1 record");
+    let pass = eval["eval/pass@1"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&pass));
+    assert_eq!(eval["eval/problems"].as_f64(), Some(2.0));
+    let verdicts =
+        std::fs::read_to_string(out_dir.join("eval/step-00000001/verdicts.jsonl")).unwrap();
+    assert_eq!(
+        verdicts.lines().count(),
+        2,
+        "one judged sample per held-out problem"
+    );
+}

@@ -103,7 +103,7 @@ pub enum TokenizerError {
 }
 
 /// A text tokenizer with the model's special-token facts (BOS, EOS, end-of-generation ids).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     /// A copy that leaves control-token text alone; built on first use because most callers

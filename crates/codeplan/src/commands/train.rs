@@ -118,6 +118,17 @@ pub struct TrainArgs {
     /// Validation micro-batches per evaluation [default: 8].
     #[arg(long)]
     pub val_batches: Option<usize>,
+    /// Sample held-out problems every N updates and judge them in the sandbox, logging
+    /// eval/pass@1 beside the losses; 0 = never [default: 0]. EXECUTES model-written code
+    /// (sandboxed, see `codeplan --help`).
+    #[arg(long)]
+    pub eval_pass_every: Option<u64>,
+    /// Held-out problems sampled for that evaluation [default: 10].
+    #[arg(long)]
+    pub eval_problems: Option<usize>,
+    /// New tokens per sample in that evaluation [default: 256].
+    #[arg(long)]
+    pub eval_max_new_tokens: Option<usize>,
     /// Checkpoint every N updates (and at the end) [default: 50].
     #[arg(long)]
     pub save_every: Option<u64>,
@@ -267,6 +278,9 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String)> {
     c.eval_every = args.eval_every.unwrap_or(c.eval_every);
     c.val_batches = args.val_batches.unwrap_or(c.val_batches);
     c.save_every = args.save_every.unwrap_or(c.save_every);
+    c.eval_pass_every = args.eval_pass_every.unwrap_or(c.eval_pass_every);
+    c.eval_problems = args.eval_problems.unwrap_or(c.eval_problems);
+    c.eval_max_new_tokens = args.eval_max_new_tokens.unwrap_or(c.eval_max_new_tokens);
     c.keep_checkpoints = args.keep_checkpoints.unwrap_or(c.keep_checkpoints);
     if let Some(out) = &args.out {
         c.out = out.clone();
@@ -381,36 +395,64 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    trainer.run(&mut |event| match event {
-        Event::Ready {
-            trainable,
-            total,
-            start_step,
-        } => {
-            bar.set_position(start_step);
-            bar.reset_eta();
-            let resumed = if start_step > 0 {
-                format!("; resumed after update {start_step}")
-            } else {
-                String::new()
-            };
-            bar.suspend(|| eprintln!("{trainable} trained parameters of {total}{resumed}"));
-        }
-        Event::Step(m) => {
-            bar.set_position(m.step);
-            bar.set_message(format!(
-                "loss {:.4} lr {:.2e} {:.0} tok/s",
-                m.loss, m.lr, m.tokens_per_s
-            ));
-        }
-        Event::Validation { step, losses } => {
-            let parts: Vec<String> = losses.iter().map(|(t, l)| format!("{t} {l:.4}")).collect();
-            bar.suspend(|| eprintln!("update {step}: validation loss {}", parts.join(", ")));
-        }
-        Event::Checkpoint { step, path } => {
-            bar.suspend(|| eprintln!("update {step}: checkpoint {}", path.display()));
-        }
-    })?;
+    let mut judge = if config.eval_pass_every > 0 {
+        Some(PassAtOne::new(&config, &prepared)?)
+    } else {
+        None
+    };
+    let mut evaluate = |model: &codeplan_train::model::TrainableModel,
+                        step: u64|
+     -> codeplan_train::Result<std::collections::BTreeMap<String, f64>> {
+        let judge = judge.as_mut().expect("only called when evaluation is on");
+        judge.run(model, step).map_err(|e| {
+            codeplan_train::TrainError::Input(format!("evaluation at update {step}: {e:#}"))
+        })
+    };
+    let evaluator: Option<&mut codeplan_train::trainer::Evaluator<'_>> =
+        if config.eval_pass_every > 0 {
+            Some(&mut evaluate)
+        } else {
+            None
+        };
+    trainer.run_with(
+        &mut |event| match event {
+            Event::Ready {
+                trainable,
+                total,
+                start_step,
+            } => {
+                bar.set_position(start_step);
+                bar.reset_eta();
+                let resumed = if start_step > 0 {
+                    format!("; resumed after update {start_step}")
+                } else {
+                    String::new()
+                };
+                bar.suspend(|| eprintln!("{trainable} trained parameters of {total}{resumed}"));
+            }
+            Event::Step(m) => {
+                bar.set_position(m.step);
+                bar.set_message(format!(
+                    "loss {:.4} lr {:.2e} {:.0} tok/s",
+                    m.loss, m.lr, m.tokens_per_s
+                ));
+            }
+            Event::Validation { step, losses } => {
+                let parts: Vec<String> =
+                    losses.iter().map(|(t, l)| format!("{t} {l:.4}")).collect();
+                bar.suspend(|| eprintln!("update {step}: validation loss {}", parts.join(", ")));
+            }
+            Event::Evaluation { step, metrics } => {
+                let parts: Vec<String> =
+                    metrics.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+                bar.suspend(|| eprintln!("update {step}: {}", parts.join(", ")));
+            }
+            Event::Checkpoint { step, path } => {
+                bar.suspend(|| eprintln!("update {step}: checkpoint {}", path.display()));
+            }
+        },
+        evaluator,
+    )?;
     bar.finish_and_clear();
     let plot = out.join("loss.svg");
     codeplan_train::metrics::plot_losses(&out.join("metrics.jsonl"), &plot, "training loss")?;
@@ -422,4 +464,111 @@ pub fn run(args: TrainArgs) -> Result<()> {
         trainer.checkpoints().display()
     );
     Ok(())
+}
+
+/// Samples held-out problems with the weights being trained and judges them in the sandbox.
+struct PassAtOne {
+    problems: Vec<codeplan_data::Problem>,
+    tokenizer: codeplan_model::tokenizer::Tokenizer,
+    template: Option<codeplan_model::chat::ChatTemplate>,
+    pool: codeplan_exec::pool::Pool,
+    options: codeplan_model::solve::SolveOptions,
+    out: PathBuf,
+}
+
+impl PassAtOne {
+    fn new(config: &TrainConfig, prepared: &Prepared) -> Result<Self> {
+        let problems: Vec<_> = prepared
+            .val_problems
+            .iter()
+            .take(config.eval_problems)
+            .cloned()
+            .collect();
+        if problems.is_empty() {
+            bail!("--eval-pass-every needs held-out problems: raise --val-fraction");
+        }
+        let pool = crate::options::JudgeArgs::default().pool()?;
+        Ok(PassAtOne {
+            problems,
+            tokenizer: prepared.tokenizer.clone(),
+            template: prepared.template.clone(),
+            pool,
+            options: codeplan_model::solve::SolveOptions {
+                n: 1,
+                max_new_tokens: config.eval_max_new_tokens,
+                // Greedy: one sample per problem gives pass@1 without sampling noise.
+                sampling: codeplan_model::SamplingParams {
+                    temperature: 0.0,
+                    top_p: 1.0,
+                    top_k: 0,
+                    seed: config.seed,
+                },
+                stop: Vec::new(),
+                prompt: match config.prompt {
+                    PromptStyle::Codeplan => codeplan_model::solve::PromptStyle::Codeplan,
+                    PromptStyle::Chat => codeplan_model::solve::PromptStyle::Chat,
+                },
+                max_prompt_tokens: None,
+            },
+            out: config.out.join("eval"),
+        })
+    }
+
+    fn run(
+        &mut self,
+        model: &codeplan_train::model::TrainableModel,
+        step: u64,
+    ) -> Result<std::collections::BTreeMap<String, f64>> {
+        let dir = self.out.join(format!("step-{step:08}"));
+        std::fs::create_dir_all(&dir)?;
+        let student = codeplan_train::infer::inference_model(
+            model,
+            "student",
+            self.tokenizer.clone(),
+            self.template.clone(),
+        )?;
+        let samples_path = dir.join("samples.jsonl");
+        codeplan_model::solve::solve_problems(
+            &student,
+            &self.problems,
+            &self.options,
+            &samples_path,
+            |_| {},
+        )?;
+        let samples = codeplan_data::read_samples(
+            &samples_path,
+            &self.problems,
+            &codeplan_data::SampleOptions {
+                skip_invalid: false,
+                extract: codeplan_data::CodeExtraction::Raw,
+            },
+        )?;
+        let options = codeplan_exec::eval::EvalOptions {
+            judge: codeplan_exec::eval::JudgeChoice::Auto,
+            limits: codeplan_exec::judge::JudgeLimits::default(),
+            ks: vec![1],
+            rerun_timeouts: false,
+            calibrate: None,
+        };
+        let evaluation = codeplan_exec::eval::evaluate(
+            &self.pool,
+            &self.problems,
+            &samples.samples,
+            &options,
+            &dir,
+            |_| {},
+        )?;
+        let pass = evaluation
+            .summary
+            .metrics
+            .overall
+            .pass_at_k
+            .get(&1)
+            .copied()
+            .unwrap_or(0.0);
+        Ok(std::collections::BTreeMap::from([
+            ("eval/pass@1".to_owned(), pass),
+            ("eval/problems".to_owned(), self.problems.len() as f64),
+        ]))
+    }
 }
