@@ -13,7 +13,7 @@ use codeplan_train::base::BaseWeights;
 use codeplan_train::lora::{LoraSpec, LoraTarget};
 use codeplan_train::model::{Mode, TokenBatch, TrainableModel};
 use codeplan_train::optim::{AdamW, AdamWConfig};
-use codeplan_train::trainer::{apply_update, loss_and_grads};
+use codeplan_train::trainer::apply_update;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -75,19 +75,38 @@ fn main() {
     let lr = 1e-5;
     let (mut losses, mut seconds) = (Vec::new(), Vec::new());
     let mut tokens = 0usize;
+    // forward, backward, clip (the norm; apply_update computes it again), optimizer
+    let mut phases = [0f64; 4];
     for step in 0..warmup + steps {
         let chunk: Vec<Vec<u32>> = (0..per_batch)
             .map(|i| rows[(step * per_batch + i) % rows.len()].clone())
             .collect();
         let b = batch(&chunk);
+        // The trainer's two calls, with the forward pass timed apart from the backward pass.
         let t = Instant::now();
-        let (out, grads) = loss_and_grads(&model_t, &opt, &b, None).unwrap();
+        let out = model_t.loss(&b, None, true).unwrap();
+        let t_forward = t.elapsed().as_secs_f64();
+        let grads = out.loss.backward().unwrap();
+        let list: Vec<candle_core::Tensor> = opt
+            .slots
+            .iter()
+            .map(|s| grads.get(s.var.as_tensor()).unwrap().clone())
+            .collect();
+        drop(grads);
+        let t_backward = t.elapsed().as_secs_f64() - t_forward;
         losses.push(out.loss.to_vec0::<f32>().unwrap());
-        apply_update(&mut opt, &grads, lr, 1.0).unwrap();
+        let norm_t = Instant::now();
+        AdamW::grad_norm(&list).unwrap();
+        let t_clip = norm_t.elapsed().as_secs_f64();
+        apply_update(&mut opt, &list, lr, 1.0).unwrap();
         let dt = t.elapsed().as_secs_f64();
         if step >= warmup {
             seconds.push(dt);
             tokens += b.ids.len();
+            phases[0] += t_forward;
+            phases[1] += t_backward;
+            phases[2] += t_clip;
+            phases[3] += dt - t_forward - t_backward - t_clip;
         }
         eprintln!("step {step}: loss {:.4} {dt:.2}s", losses[step]);
     }
@@ -98,6 +117,10 @@ fn main() {
             "engine": "codeplan", "mode": mode, "model": model, "batch": per_batch,
             "seq_len": rows[0].len(), "steps": steps, "tokens_per_s": tokens as f64 / total,
             "step_seconds": seconds, "losses": losses,
+            "phase_seconds": {
+                "forward": phases[0] / steps as f64, "backward": phases[1] / steps as f64,
+                "clip": phases[2] / steps as f64, "optimizer": phases[3] / steps as f64,
+            },
         })
     );
 }
