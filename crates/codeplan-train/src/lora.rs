@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainError};
+use crate::ops::LoraUpdate;
 
 /// The linear layers of a block that can carry an adapter, by their Hugging Face module names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -115,12 +116,13 @@ impl Adapter {
         })
     }
 
-    /// The update `dropout(x) Aᵀ Bᵀ · scale` for `x (tokens, in)`.
-    pub fn forward(&self, x: &Tensor, rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
-        let x = match rng {
+    /// The update for an input of `elements` values, its dropout mask drawn from `rng` while
+    /// training (`None`: no dropout).
+    pub fn update(&self, elements: usize, rng: Option<&mut ChaCha8Rng>) -> LoraUpdate<'_> {
+        let dropout_mask = match rng {
             Some(rng) if self.dropout > 0.0 => {
                 let keep = 1.0 - self.dropout;
-                let mask: Vec<f32> = (0..x.elem_count())
+                let mask: Vec<f32> = (0..elements)
                     .map(|_| {
                         if (rng.next_u32() as f32 / u32::MAX as f32) < keep {
                             1.0 / keep
@@ -129,12 +131,16 @@ impl Adapter {
                         }
                     })
                     .collect();
-                (x * Tensor::from_vec(mask, x.shape(), x.device())?)?
+                Some(std::sync::Arc::new(mask))
             }
-            _ => x.clone(),
+            _ => None,
         };
-        let low = x.matmul(&self.a.as_tensor().t()?)?;
-        Ok((low.matmul(&self.b.as_tensor().t()?)? * self.scale)?)
+        LoraUpdate {
+            a: self.a.as_tensor(),
+            b: self.b.as_tensor(),
+            scale: self.scale as f32,
+            dropout_mask,
+        }
     }
 
     /// The dense update `B·A·scale` `(out, in)`, for merging into the base weight.

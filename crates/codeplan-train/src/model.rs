@@ -12,8 +12,8 @@ use crate::base::BaseWeights;
 use crate::error::{Result, TrainError};
 use crate::lora::{Adapter, LoraSpec, LoraTarget};
 use crate::ops::{
-    causal_attention, frozen_linear, linear_cross_entropy, rms_norm, rope, swiglu, AttentionShape,
-    CrossEntropyOutput, RopeTable,
+    causal_attention, frozen_linear, linear_cross_entropy, rms_norm, rope, swiglu, trained_linear,
+    AttentionShape, CrossEntropyOutput, RopeTable,
 };
 
 /// What training changes.
@@ -65,17 +65,20 @@ pub struct Proj {
 
 impl Proj {
     fn forward(&self, x: &Tensor, rng: Option<&mut ChaCha8Rng>) -> Result<Tensor> {
-        let mut y = match &self.weight {
-            Weight::Frozen(w) => frozen_linear(x, w)?,
-            Weight::Trained(w) => x.matmul(&w.as_tensor().t()?)?,
-        };
-        if let Some(b) = &self.bias {
-            y = y.broadcast_add(b.tensor())?;
+        let update = self.adapter.as_ref().map(|a| a.update(x.elem_count(), rng));
+        match (&self.weight, &self.bias) {
+            (Weight::Frozen(w), Some(Weight::Frozen(b))) => {
+                Ok(frozen_linear(x, w, Some(b), update)?)
+            }
+            (Weight::Frozen(w), None) => Ok(frozen_linear(x, w, None, update)?),
+            (w, bias) => {
+                let mut y = trained_linear(x, w.tensor())?;
+                if let Some(b) = bias {
+                    y = y.broadcast_add(b.tensor())?;
+                }
+                Ok(y)
+            }
         }
-        if let Some(adapter) = &self.adapter {
-            y = (y + adapter.forward(x, rng)?)?;
-        }
-        Ok(y)
     }
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor, Var, D};
 use codeplan_train::ops::{
-    causal_attention, frozen_linear, linear_cross_entropy, rms_norm, rope, swiglu, AttentionShape,
-    RopeTable,
+    causal_attention, frozen_linear, linear_cross_entropy, rms_norm, rope, swiglu, trained_linear,
+    AttentionShape, LoraUpdate, RopeTable,
 };
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -315,22 +315,98 @@ fn frozen_linear_matches_autograd_and_finite_differences() {
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let x = var(&mut rng, &[9, 20], 1.0);
     let w = Tensor::from_vec(uniform(&mut rng, 13 * 20, 1.0), (13, 20), &Device::Cpu).unwrap();
+    let b = Tensor::from_vec(uniform(&mut rng, 13, 1.0), 13, &Device::Cpu).unwrap();
     let probe = Probe::new(&mut rng, &[9, 13]);
     check(
         "frozen_linear",
         std::slice::from_ref(&x),
-        &|a| frozen_linear(&a[0], &w).unwrap(),
-        &|a| a[0].matmul(&w.t().unwrap()).unwrap(),
+        &|a| frozen_linear(&a[0], &w, Some(&b), None).unwrap(),
+        &|a| {
+            a[0].matmul(&w.t().unwrap())
+                .unwrap()
+                .broadcast_add(&b)
+                .unwrap()
+        },
         &probe,
         1e-4,
     );
-    let grads = frozen_linear(x.as_tensor(), &w)
+    let grads = frozen_linear(x.as_tensor(), &w, Some(&b), None)
         .unwrap()
         .sum_all()
         .unwrap()
         .backward()
         .unwrap();
     assert!(grads.get(&w).is_none(), "a frozen weight got a gradient");
+    assert!(grads.get(&b).is_none(), "a frozen bias got a gradient");
+}
+
+#[test]
+fn lora_linear_matches_autograd_and_finite_differences() {
+    for dropout in [false, true] {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (rows, inp, out, rank) = (7, 12, 10, 3);
+        let x = var(&mut rng, &[rows, inp], 1.0);
+        let a = var(&mut rng, &[rank, inp], 1.0);
+        let b = var(&mut rng, &[out, rank], 1.0);
+        let w =
+            Tensor::from_vec(uniform(&mut rng, out * inp, 1.0), (out, inp), &Device::Cpu).unwrap();
+        let mask: Option<Arc<Vec<f32>>> = dropout.then(|| {
+            Arc::new(
+                (0..rows * inp)
+                    .map(|i| if i % 3 == 0 { 0.0 } else { 1.5 })
+                    .collect(),
+            )
+        });
+        let mask_t = mask
+            .as_ref()
+            .map(|m| Tensor::from_vec(m.to_vec(), (rows, inp), &Device::Cpu).unwrap());
+        let scale = 2.5f32;
+        let probe = Probe::new(&mut rng, &[rows, out]);
+        check(
+            if dropout {
+                "lora_linear+dropout"
+            } else {
+                "lora_linear"
+            },
+            &[x, a, b],
+            &|t| {
+                let update = LoraUpdate {
+                    a: &t[1],
+                    b: &t[2],
+                    scale,
+                    dropout_mask: mask.clone(),
+                };
+                frozen_linear(&t[0], &w, None, Some(update)).unwrap()
+            },
+            &|t| {
+                let xd = match &mask_t {
+                    Some(m) => (&t[0] * m).unwrap(),
+                    None => t[0].clone(),
+                };
+                let low = xd.matmul(&t[1].t().unwrap()).unwrap();
+                let up = (low.matmul(&t[2].t().unwrap()).unwrap() * scale as f64).unwrap();
+                (t[0].matmul(&w.t().unwrap()).unwrap() + up).unwrap()
+            },
+            &probe,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn trained_linear_matches_autograd_and_finite_differences() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let x = var(&mut rng, &[9, 20], 1.0);
+    let w = var(&mut rng, &[13, 20], 1.0);
+    let probe = Probe::new(&mut rng, &[9, 13]);
+    check(
+        "trained_linear",
+        &[x, w],
+        &|a| trained_linear(&a[0], &a[1]).unwrap(),
+        &|a| a[0].matmul(&a[1].t().unwrap()).unwrap(),
+        &probe,
+        1e-4,
+    );
 }
 
 /// Weighted cross-entropy of `h Wᵀ` composed from matmul and log-softmax.

@@ -15,7 +15,7 @@ mod swiglu;
 
 pub use attention::{causal_attention, AttentionShape};
 pub use cross_entropy::{linear_cross_entropy, CrossEntropyOutput};
-pub use linear::frozen_linear;
+pub use linear::{frozen_linear, trained_linear, LoraUpdate};
 pub use rms_norm::rms_norm;
 pub use rope::{rope, RopeTable};
 pub use swiglu::swiglu;
