@@ -220,3 +220,106 @@ fn shuffle<T>(items: &mut [T], rng: &mut ChaCha8Rng) {
         items.swap(i, j);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(id: &str, task: Task, len: usize, prompt_len: usize) -> Example {
+        Example {
+            problem_id: id.into(),
+            task,
+            tokens: (0..len as u32).map(|t| t + 100).collect(),
+            prompt_len,
+            truncated: false,
+        }
+    }
+
+    fn examples() -> Arc<Vec<Example>> {
+        Arc::new(vec![
+            example("a", Task::Code, 10, 4),
+            example("b", Task::Plan, 6, 3),
+            example("c", Task::Code, 12, 5),
+            example("d", Task::Code, 3, 1),
+            example("e", Task::Plan, 16, 8),
+        ])
+    }
+
+    #[test]
+    fn packing_keeps_examples_whole_and_trains_only_targets() {
+        let s = Schedule::new(examples(), 16, 2, Batching::Pack, 7, 0);
+        let plan = s.epoch(0);
+        let all: Vec<usize> = plan.iter().flatten().flatten().copied().collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted,
+            vec![0, 1, 2, 3, 4],
+            "every example exactly once per epoch"
+        );
+        for rows in &plan {
+            for row in rows {
+                let used: usize = row.iter().map(|&i| s.examples()[i].tokens.len()).sum();
+                assert!(used <= 16, "a row holds at most max_len tokens");
+            }
+            let mb = s.micro_batch(rows, [1.0, 2.0], false);
+            assert_eq!(mb.tokens.ids.len(), rows.len() * 16);
+            let counts = s.count_targets(rows);
+            assert_eq!(mb.target_counts, counts);
+            for t in 0..mb.tokens.ids.len() {
+                let w = mb.tokens.weights[t];
+                match mb.token_task[t] {
+                    Some(task) => {
+                        assert_eq!(w, if task == Task::Code { 1.0 } else { 2.0 });
+                        // The target is the next token of the same example.
+                        assert_eq!(mb.tokens.targets[t], mb.tokens.ids[t + 1]);
+                        assert_eq!(mb.tokens.segments[t], mb.tokens.segments[t + 1]);
+                        assert_eq!(mb.tokens.positions[t + 1], mb.tokens.positions[t] + 1);
+                    }
+                    None => assert_eq!(w, 0.0),
+                }
+            }
+        }
+        // A different epoch is another order; the same epoch is the same order.
+        assert_eq!(s.epoch(0), plan);
+        let e1: Vec<usize> = s.epoch(1).iter().flatten().flatten().copied().collect();
+        assert_ne!(e1, all);
+    }
+
+    #[test]
+    fn positions_restart_per_packed_example_and_prompts_are_masked() {
+        let s = Schedule::new(examples(), 32, 1, Batching::Pack, 0, 0);
+        let mb = s.micro_batch(&[vec![0, 1]], [1.0, 1.0], false);
+        // Example 0 (10 tokens, prompt 4) then example 1 (6 tokens, prompt 3), then padding.
+        assert_eq!(&mb.tokens.positions[8..12], &[8, 9, 0, 1]);
+        assert_eq!(&mb.tokens.segments[9..11], &[0, 1]);
+        // Positions 0..2 predict prompt tokens; 3..8 predict targets; 9 is the last token.
+        let trained: Vec<usize> = (0..32).filter(|&t| mb.token_task[t].is_some()).collect();
+        assert_eq!(trained, vec![3, 4, 5, 6, 7, 8, 12, 13, 14]);
+        assert!(mb.tokens.segments[16..].iter().all(|&s| s == u32::MAX));
+        assert_eq!(mb.target_counts, [6, 3]);
+    }
+
+    #[test]
+    fn buckets_pad_to_the_longest_row_and_split_plan_weights() {
+        let s = Schedule::new(examples(), 64, 2, Batching::Bucket, 3, 0);
+        for rows in s.epoch(0) {
+            assert!(rows.iter().all(|r| r.len() == 1), "one example per row");
+            let longest = rows
+                .iter()
+                .map(|r| s.examples()[r[0]].tokens.len())
+                .max()
+                .unwrap();
+            let mb = s.micro_batch(&rows, [1.0, 1.0], true);
+            assert_eq!(mb.tokens.seq_len, longest);
+            let plan = mb.tokens.plan_weights.as_ref().unwrap();
+            for t in 0..mb.tokens.ids.len() {
+                match mb.token_task[t] {
+                    Some(Task::Plan) => assert!(plan[t] > 0.0 && mb.tokens.weights[t] == 0.0),
+                    Some(Task::Code) => assert!(plan[t] == 0.0 && mb.tokens.weights[t] > 0.0),
+                    None => assert!(plan[t] == 0.0 && mb.tokens.weights[t] == 0.0),
+                }
+            }
+        }
+    }
+}

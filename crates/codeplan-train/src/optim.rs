@@ -236,3 +236,63 @@ pub fn learning_rate(schedule: LrSchedule, peak: f64, step: u64, total: u64, war
         LrSchedule::Cosine => peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn adamw_first_steps_follow_the_formula() {
+        let var =
+            Var::from_tensor(&Tensor::new(&[1.0f32, -2.0, 0.5], &Device::Cpu).unwrap()).unwrap();
+        let config = AdamWConfig {
+            weight_decay: 0.1,
+            ..AdamWConfig::default()
+        };
+        let mut opt = AdamW::new(vec![("w".into(), var.clone())], config.clone());
+        let grads = [[0.3f64, -0.1, 2.0], [0.1, 0.2, -1.0]];
+        let lr = 0.01;
+        // Reference in f64: m, v, bias corrections, decoupled decay.
+        let mut p = [1.0f64, -2.0, 0.5];
+        let (mut m, mut v) = ([0f64; 3], [0f64; 3]);
+        for (t, g) in grads.iter().enumerate() {
+            let g_t = Tensor::new(&[g[0] as f32, g[1] as f32, g[2] as f32], &Device::Cpu).unwrap();
+            opt.update(&[g_t], lr, 1.0).unwrap();
+            let step = t as i32 + 1;
+            for i in 0..3 {
+                m[i] = 0.9 * m[i] + 0.1 * g[i];
+                v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i];
+                let mh = m[i] / (1.0 - 0.9f64.powi(step));
+                let vh = v[i] / (1.0 - 0.999f64.powi(step));
+                p[i] -= lr * (mh / (vh.sqrt() + 1e-8) + 0.1 * p[i]);
+            }
+        }
+        let got: Vec<f32> = var.as_tensor().to_vec1().unwrap();
+        for (g, want) in got.iter().zip(p) {
+            assert!((*g as f64 - want).abs() < 1e-6, "{got:?} vs {p:?}");
+        }
+        assert_eq!(opt.step, 2);
+    }
+
+    #[test]
+    fn norms_and_biases_are_not_decayed() {
+        assert!(decays("model.layers.0.mlp.up_proj.weight"));
+        assert!(decays("model.layers.0.self_attn.q_proj.lora_A.weight"));
+        assert!(!decays("model.layers.0.self_attn.q_proj.bias"));
+        assert!(!decays("model.layers.3.input_layernorm.weight"));
+        assert!(!decays("model.norm.weight"));
+    }
+
+    #[test]
+    fn schedules_warm_up_then_decay() {
+        let lr = |s, step| learning_rate(s, 1.0, step, 110, 10);
+        assert!((lr(LrSchedule::Constant, 0) - 0.1).abs() < 1e-12);
+        assert!((lr(LrSchedule::Constant, 9) - 1.0).abs() < 1e-12);
+        assert!((lr(LrSchedule::Constant, 100) - 1.0).abs() < 1e-12);
+        assert!((lr(LrSchedule::Linear, 60) - 0.5).abs() < 1e-12);
+        assert!((lr(LrSchedule::Cosine, 60) - 0.5).abs() < 1e-12);
+        assert!(lr(LrSchedule::Cosine, 109) < 0.001);
+        assert!(lr(LrSchedule::Linear, 10) > lr(LrSchedule::Linear, 11));
+    }
+}

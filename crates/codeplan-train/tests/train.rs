@@ -167,3 +167,135 @@ fn bad_input_is_refused_before_training() {
         .to_string();
     assert!(e.contains("train.toml") && e.contains("max_step"), "{e}");
 }
+
+/// Trained tensors of a trainer, by name.
+fn tensors(t: &Trainer) -> Vec<(String, Vec<f32>)> {
+    t.model()
+        .trainable()
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().flatten_all().unwrap().to_vec1().unwrap()))
+        .collect()
+}
+
+#[test]
+fn accumulating_two_micro_batches_equals_one_batch_of_both() {
+    let Some(model) = common::model_or_skip("smollm2-135m") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        model,
+        data: vec![data("mbpp/mbpp_sanitized.jsonl")],
+        tasks: vec!["code".into()],
+        mode: ModeKind::Full,
+        max_len: 128,
+        max_steps: 3,
+        lr: 1e-3,
+        warmup_steps: 0,
+        val_fraction: 0.0,
+        save_every: 0,
+        out: dir.path().join("a"),
+        ..TrainConfig::default()
+    };
+    let prepared = prepare(&config).unwrap();
+    let vocab = prepared.tokenizer.vocab_size();
+    let run = |batch_size: usize, grad_accum: usize, out: &str| {
+        let c = TrainConfig {
+            batch_size,
+            grad_accum,
+            out: dir.path().join(out),
+            ..config.clone()
+        };
+        let base = BaseWeights::random(tiny(vocab), false, 3).unwrap();
+        let mut t = Trainer::from_base(c, &prepared, base, false).unwrap();
+        t.run(&mut |_| {}).unwrap();
+        tensors(&t)
+    };
+    let one = run(2, 1, "one");
+    let two = run(1, 2, "two");
+    for ((name, a), (_, b)) in one.iter().zip(&two) {
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-5,
+            "{name}: accumulated update differs by {worst}"
+        );
+    }
+}
+
+#[test]
+fn after_training_generation_stops_by_itself() {
+    let Some(model) = common::model_or_skip("smollm2-135m") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        model,
+        data: vec![data("mbpp/mbpp_sanitized.jsonl")],
+        tasks: vec!["code".into()],
+        lora_rank: 8,
+        lora_dropout: 0.0,
+        max_len: 160,
+        max_steps: 30,
+        lr: 2e-3,
+        schedule: LrSchedule::Constant,
+        warmup_steps: 2,
+        val_fraction: 0.0,
+        save_every: 0,
+        out: dir.path().join("run"),
+        ..TrainConfig::default()
+    };
+    let mut prepared = prepare(&config).unwrap();
+    // Two short examples, learnt by heart in 30 updates.
+    let mut short: Vec<_> = prepared
+        .train
+        .iter()
+        .filter(|e| e.tokens.len() < 120)
+        .take(2)
+        .cloned()
+        .collect();
+    short.sort_by_key(|e| e.tokens.len());
+    prepared.train = std::sync::Arc::new(short.clone());
+    let mut trainer = Trainer::new(config, &prepared, false).unwrap();
+    trainer.run(&mut |_| {}).unwrap();
+    let student = codeplan_train::infer::inference_model(
+        trainer.model(),
+        "student",
+        prepared.tokenizer.clone(),
+        prepared.template.clone(),
+    )
+    .unwrap();
+    let e = &short[0];
+    let request = codeplan_model::model::TextRequest {
+        n: 1,
+        max_new_tokens: 200,
+        sampling: codeplan_model::SamplingParams {
+            temperature: 0.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 0,
+        },
+        stop: Vec::new(),
+    };
+    let out = student
+        .complete(&e.tokens[..e.prompt_len], &request, |_, _| {})
+        .unwrap();
+    let c = &out.completions[0];
+    assert_eq!(
+        c.finish_reason,
+        codeplan_model::FinishReason::Stop,
+        "generation ran to the token limit: {:?}",
+        c.text
+    );
+    // It stopped where the trained target (without its end-of-text token) ends.
+    let target = e.tokens.len() - e.prompt_len - 1;
+    assert!(
+        c.tokens <= target + 5,
+        "{} tokens for a {target}-token target: {:?}",
+        c.tokens,
+        c.text
+    );
+}
