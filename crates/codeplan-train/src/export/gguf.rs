@@ -78,7 +78,7 @@ fn to_qtensor(t: &Tensor, ty: GgufType) -> candle_core::Result<QTensor> {
     let dims = t.dims();
     let ggml = if dims.len() < 2 {
         GgmlDType::F32
-    } else if dims[dims.len() - 1] % ty.ggml().block_size() != 0 {
+    } else if !dims[dims.len() - 1].is_multiple_of(ty.ggml().block_size()) {
         GgmlDType::F16
     } else {
         ty.ggml()
