@@ -1,0 +1,29 @@
+//! Prints the token ids and last-position logits codeplan's runtime computes for a text, as
+//! JSON, so that exported models can be compared with transformers/PEFT and llama.cpp
+//! (`scripts/bench/check_hf_export.py`, `check_gguf_export.py`):
+//!
+//! `cargo run -p codeplan-train --example dump_logits -- MODEL TEXT_FILE > out.json`
+
+use std::path::PathBuf;
+
+use codeplan_model::model::Model;
+use codeplan_model::{Precision, Segment};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [model, text] = args.as_slice() else {
+        return Err("usage: dump_logits MODEL(.gguf|HF folder) TEXT_FILE".into());
+    };
+    let text = std::fs::read_to_string(text).map_err(|e| format!("{text}: {e}"))?;
+    let model = Model::load("model", &PathBuf::from(model), Precision::F32)?;
+    let ids = model.encode_prompt(&text)?;
+    let d = model.decoder();
+    let mut cache = d.new_cache();
+    let logits = d.forward(&mut [Segment {
+        tokens: &ids,
+        cache: &mut cache,
+    }])?;
+    let logits: Vec<f32> = logits.squeeze(0)?.to_vec1()?;
+    println!("{}", serde_json::json!({"ids": ids, "logits": logits}));
+    Ok(())
+}
