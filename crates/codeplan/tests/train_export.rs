@@ -147,6 +147,36 @@ fn train_exports_models_that_generate() {
         assert!(line["code"].is_string(), "no generated code in {line}");
     }
 
+    // A finished run exports again in another format without training.
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let o = codeplan(&[
+        "train",
+        "--model",
+        "smollm2-135m",
+        "--data",
+        "data/mbpp/mbpp_sanitized.jsonl",
+        "--tasks",
+        "code",
+        "--lora-rank",
+        "4",
+        "--max-len",
+        "128",
+        "--max-steps",
+        "3",
+        "--export",
+        "gguf-f16",
+        "--resume",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "re-export failed: {}", text(&o.stderr));
+    assert!(out.join("model-f16.gguf").is_file());
+    assert_eq!(
+        std::fs::read_to_string(out.join("metrics.jsonl")).unwrap(),
+        metrics,
+        "no update ran"
+    );
+
     // An HF-folder model cannot be exported to GGUF: refused before any training.
     let o = codeplan(&[
         "train",

@@ -31,6 +31,8 @@ use codeplan_train::trainer::{config_hash, Event, Trainer};
   codeplan train --config train.toml --resume
   # also write the merged model as GGUF for llama.cpp (needs a GGUF --model)
   codeplan train --config train.toml --export peft,hf,gguf-q8_0
+  # export a finished run again in other formats (no training happens)
+  codeplan train --config train.toml --resume --export gguf-f16
 
 Settings in a TOML file use the same names with underscores (lora_rank = 16, max_steps = 200,
 weights = { code = 1.0, plan = 1.0 }, adamw = { weight_decay = 0.05 }).
