@@ -231,10 +231,17 @@ impl TrainConfig {
             return bad("keep_checkpoints must be at least 1".into());
         }
         // Refused now rather than after a training run whose GGUF export would fail.
-        if self.export.iter().any(|f| f.is_gguf()) && self.model.is_dir() {
+        let gguf: Vec<&str> = self
+            .export
+            .iter()
+            .filter(|f| f.is_gguf())
+            .map(|f| f.name())
+            .collect();
+        if !gguf.is_empty() && self.model.is_dir() {
             return bad(format!(
-                "export {}: GGUF export needs a GGUF source model, and {} is a Hugging Face folder (export hf instead)",
-                self.export.iter().filter(|f| f.is_gguf()).map(|f| f.name()).collect::<Vec<_>>().join(", "),
+                "export {}: GGUF export needs a GGUF source model, and {} is a Hugging Face \
+                 folder (export hf instead)",
+                gguf.join(", "),
                 self.model.display()
             ));
         }
