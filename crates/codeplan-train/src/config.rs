@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::batches::Batching;
 use crate::error::{Result, TrainError};
 use crate::examples::PromptStyle;
+use crate::export::ExportFormat;
 use crate::lora::{LoraSpec, LoraTarget};
 use crate::model::Mode;
 use crate::optim::{AdamWConfig, LrSchedule};
@@ -110,6 +111,8 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Output folder.
     pub out: PathBuf,
+    /// What to write into `out` once training ends (`peft` is skipped in full mode).
+    pub export: Vec<ExportFormat>,
 }
 
 impl Default for TrainConfig {
@@ -147,6 +150,7 @@ impl Default for TrainConfig {
             save_every: 50,
             keep_checkpoints: 2,
             out: PathBuf::from("runs/train"),
+            export: crate::export::default_formats(),
         }
     }
 }
@@ -237,6 +241,21 @@ impl TrainConfig {
         }
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints must be at least 1".into());
+        }
+        // Refused now rather than after a training run whose GGUF export would fail.
+        let gguf: Vec<&str> = self
+            .export
+            .iter()
+            .filter(|f| f.is_gguf())
+            .map(|f| f.name())
+            .collect();
+        if !gguf.is_empty() && self.model.is_dir() {
+            return bad(format!(
+                "export {}: GGUF export needs a GGUF source model, and {} is a Hugging Face \
+                 folder (export hf instead)",
+                gguf.join(", "),
+                self.model.display()
+            ));
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //! pass, LoRA adapters, AdamW, training examples with loss masks, checkpoints and export.
 //!
 //! - [`base::BaseWeights`] reads the starting weights (GGUF or Hugging Face folder);
-//! - [`model::TrainableModel`] is the decoder built from [`ops`], full or LoRA ([`lora`]).
+//! - [`model::TrainableModel`] is the decoder built from [`ops`], full or LoRA ([`lora`]);
+//! - [`export`] writes the result as a PEFT adapter, a Hugging Face folder or GGUF.
 
 pub mod base;
 pub mod batches;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod examples;
+pub mod export;
 pub mod infer;
 pub mod lora;
 pub mod metrics;

@@ -92,6 +92,7 @@ pub fn config_hash(config: &TrainConfig) -> String {
             "save_every",
             "keep_checkpoints",
             "val_batches",
+            "export", // what is written after training does not shape the run
         ] {
             map.remove(key);
         }

@@ -12,6 +12,7 @@ use codeplan_train::batches::Batching;
 use codeplan_train::config::{ModeKind, TaskWeights, TrainConfig};
 use codeplan_train::data::{prepare, Prepared};
 use codeplan_train::examples::{length_stats, render_marked, task_name, PromptStyle};
+use codeplan_train::export::{write_exports, ExportFormat};
 use codeplan_train::lora::LoraTarget;
 use codeplan_train::optim::LrSchedule;
 use codeplan_train::trainer::{config_hash, Event, Trainer};
@@ -28,10 +29,15 @@ use codeplan_train::trainer::{config_hash, Event, Trainer};
   codeplan train --config train.toml --inspect 3
   # continue a run that was stopped or killed
   codeplan train --config train.toml --resume
+  # also write the merged model as GGUF for llama.cpp (needs a GGUF --model)
+  codeplan train --config train.toml --export peft,hf,gguf-q8_0
+  # export a finished run again in other formats (no training happens)
+  codeplan train --config train.toml --resume --export gguf-f16
 
 Settings in a TOML file use the same names with underscores (lora_rank = 16, max_steps = 200,
 weights = { code = 1.0, plan = 1.0 }, adamw = { weight_decay = 0.05 }).
-Writes to --out: metrics.jsonl, loss.svg, run.json, checkpoints/step-NNNNNNNN/.")]
+Writes to --out: metrics.jsonl, loss.svg, run.json, checkpoints/step-NNNNNNNN/, and the exports:
+adapter/ (PEFT), model/ (Hugging Face, merged), model-f16.gguf, model-q8_0.gguf.")]
 pub struct TrainArgs {
     /// TOML file with any of these settings (flags override it).
     #[arg(long, value_name = "FILE")]
@@ -141,6 +147,11 @@ pub struct TrainArgs {
     /// Continue from the newest complete checkpoint in --out.
     #[arg(long)]
     pub resume: bool,
+    /// What to write into --out after training, comma-separated: peft (the adapter; LoRA only),
+    /// hf (merged Hugging Face folder), gguf-f16, gguf-q8_0 (need a GGUF model), or none
+    /// [default: peft,hf].
+    #[arg(long, value_delimiter = ',', value_name = "FORMATS")]
+    pub export: Option<Vec<String>>,
     /// Print N rendered examples with the trained tokens marked ⟦…⟧ and the length
     /// statistics, then stop (no training).
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
@@ -284,6 +295,14 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String)> {
     c.keep_checkpoints = args.keep_checkpoints.unwrap_or(c.keep_checkpoints);
     if let Some(out) = &args.out {
         c.out = out.clone();
+    }
+    if let Some(formats) = &args.export {
+        c.export = formats
+            .iter()
+            .map(|f| f.trim())
+            .filter(|f| !f.is_empty() && *f != "none")
+            .map(str::parse::<ExportFormat>)
+            .collect::<Result<_, _>>()?;
     }
     c.validate()?;
     // Resolved last, so that a bad setting is reported even when the model is missing too.
@@ -454,6 +473,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
         evaluator,
     )?;
     bar.finish_and_clear();
+    // ── exports ──
+    let report = write_exports(
+        trainer.model(),
+        &config.model,
+        &model_spec,
+        &config.export,
+        &out,
+    )?;
+    for (format, path) in &report.written {
+        println!("Exported {}: {}", format.name(), path.display());
+    }
+    for (format, why) in &report.skipped {
+        println!("Skipped export {}: {why}", format.name());
+    }
+    // ── end of exports ──
     let plot = out.join("loss.svg");
     codeplan_train::metrics::plot_losses(&out.join("metrics.jsonl"), &plot, "training loss")?;
     println!(
