@@ -1,5 +1,6 @@
 //! Quantised matrix multiplication for the GGUF types that candle runs with scalar code on
-//! x86 (`Q5_0`, used by most of Qwen2.5-Coder's layers, and `Q4_1`, SmolLM2's): activations are
+//! x86 or without row tiling (`Q5_0`, used by most of Qwen2.5-Coder's layers, `Q4_1`,
+//! SmolLM2's, and `Q8_0`, Qwen's head and half its value projections): activations are
 //! quantised to 8 bits per 32-value block, as llama.cpp does, and each weight block is unpacked
 //! once and multiplied against up to [`ROWS`] activation rows (batched decode, prefill).
 //!
@@ -30,6 +31,8 @@ pub enum WeightType {
     Q5_0,
     /// `d: f16, m: f16, qs: [u8; 16]`: x = d · (4-bit q) + m.
     Q4_1,
+    /// `d: f16, qs: [i8; 32]`: x = d · q.
+    Q8_0,
 }
 
 impl WeightType {
@@ -38,6 +41,7 @@ impl WeightType {
         match self {
             WeightType::Q5_0 => 22,
             WeightType::Q4_1 => 20,
+            WeightType::Q8_0 => 34,
         }
     }
 
@@ -45,6 +49,7 @@ impl WeightType {
         match dtype {
             GgmlDType::Q5_0 => Some(WeightType::Q5_0),
             GgmlDType::Q4_1 => Some(WeightType::Q4_1),
+            GgmlDType::Q8_0 => Some(WeightType::Q8_0),
             _ => None,
         }
     }
@@ -259,6 +264,14 @@ mod tests {
         for m in [1, 3, 4, 9, 17] {
             check(GgmlDType::Q5_0, m, 70, 96);
             check(GgmlDType::Q5_0, m, 70, 128);
+        }
+    }
+
+    #[test]
+    fn q8_0_matches_the_dequantised_product() {
+        for m in [1, 3, 8, 9, 17] {
+            check(GgmlDType::Q8_0, m, 70, 96);
+            check(GgmlDType::Q8_0, m, 70, 128);
         }
     }
 

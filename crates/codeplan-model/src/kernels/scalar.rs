@@ -4,8 +4,8 @@ use half::f16;
 
 use super::{QuantRows, WeightType, BLOCK};
 
-/// Unpacks one weight block into 32 integers (Q5_0: q − 16; Q4_1: q) and its scale and
-/// offset.
+/// Unpacks one weight block into 32 integers (Q5_0: q − 16; Q4_1: q; Q8_0: q) and its scale
+/// and offset.
 pub(super) fn unpack(kind: WeightType, block: &[u8]) -> ([i8; BLOCK], f32, f32) {
     let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
     let mut q = [0i8; BLOCK];
@@ -29,6 +29,12 @@ pub(super) fn unpack(kind: WeightType, block: &[u8]) -> ([i8; BLOCK], f32, f32) 
                 q[j + BLOCK / 2] = (qs[j] >> 4) as i8;
             }
             (q, d, m)
+        }
+        WeightType::Q8_0 => {
+            for (q, &b) in q.iter_mut().zip(&block[2..34]) {
+                *q = b as i8;
+            }
+            (q, d, 0.0)
         }
     }
 }
