@@ -39,6 +39,7 @@ unsafe fn unpack(kind: WeightType, p: *const u8) -> __m256i {
         }
         WeightType::Q4_1 => nibbles(p.add(4)),
         WeightType::Q8_0 => _mm256_loadu_si256(p.add(2) as *const __m256i),
+        WeightType::Q4K | WeightType::Q6K => unreachable!("{kind:?} has 256-value blocks"),
     }
 }
 
@@ -103,6 +104,7 @@ pub(super) unsafe fn dot_rows_avx512(
                     offsets[r] += m0 * row.sums[b] + m1 * row.sums[b + 1];
                 }
             }
+            WeightType::Q4K | WeightType::Q6K => unreachable!("{kind:?} has 256-value blocks"),
         }
     }
     for (r, o) in out.iter_mut().enumerate() {
@@ -183,6 +185,7 @@ pub(super) unsafe fn dot_rows(kind: WeightType, w: &[u8], rows: &[QuantRows], ou
                     offsets[r] += m * row.sums[b];
                 }
             }
+            WeightType::Q4K | WeightType::Q6K => unreachable!("{kind:?} has 256-value blocks"),
         }
     }
     for (r, o) in out.iter_mut().enumerate() {
