@@ -34,7 +34,7 @@ impl Case {
         }
         let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
         let q = QTensor::quantize(&wt, dtype).unwrap();
-        let fast = QuantMatrix::from_qtensor(&q).unwrap().unwrap();
+        let fast = QuantMatrix::from_qtensor_any(&q).unwrap().unwrap();
         let w = q
             .dequantize(&Device::Cpu)
             .unwrap()
@@ -279,4 +279,24 @@ fn mismatched_activations_are_refused() {
     assert!(case.fast.forward_rows(&blocks).is_err());
     let wide = Activations::quantize(&[0.5; 512], 512, ActivationFormat::Super);
     assert!(case.fast.forward_rows(&wide).is_err());
+}
+
+#[test]
+fn only_types_faster_than_candle_are_taken_by_default() {
+    let w = Tensor::from_vec(vec![0.25f32; 4 * 256], (4, 256), &Device::Cpu).unwrap();
+    for (dtype, taken) in [
+        (GgmlDType::Q5_0, true),
+        (GgmlDType::Q4_1, true),
+        (GgmlDType::Q8_0, true),
+        (GgmlDType::Q4K, false),
+        (GgmlDType::Q6K, false),
+        (GgmlDType::Q4_0, false),
+    ] {
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        assert_eq!(
+            QuantMatrix::from_qtensor(&q).unwrap().is_some(),
+            taken,
+            "{dtype:?}"
+        );
+    }
 }
