@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::cache::SequenceCache;
 use crate::config::{DecoderConfig, RopeStyle};
 use crate::error::{ModelError, Result};
+use crate::kernels::{quantize_input, Activations};
 use crate::weights::{Embedding, Linear, Role, WeightSource};
 
 /// New tokens for one sequence in a forward pass.
@@ -186,17 +187,26 @@ impl Decoder {
 }
 
 /// Multiplies one input by several layers (q/k/v, gate/up): in one fused pass over the input
-/// when candle's kernels allow, and with the input quantised once when codeplan's kernels run
-/// them all.
+/// when candle's kernels allow, and with the input quantised once per activation layout when
+/// codeplan's kernels run them all.
 fn project(x: &Tensor, layers: &[&Linear]) -> Result<Vec<Tensor>> {
     let own: Option<Vec<_>> = layers.iter().map(|l| l.quant()).collect();
     if let Some(own) = own {
-        let rows = crate::kernels::quantize_input(x)?;
-        return own
-            .iter()
-            .zip(layers)
-            .map(|(q, l)| l.add_bias(q.forward_rows(&rows)?))
-            .collect();
+        // At most two layouts (32-value blocks, k-quant super-blocks); usually one.
+        let mut quantised: Vec<Activations> = Vec::with_capacity(1);
+        let mut outs = Vec::with_capacity(layers.len());
+        for (q, l) in own.iter().zip(layers) {
+            let format = q.input_format();
+            let i = match quantised.iter().position(|a| a.format() == format) {
+                Some(i) => i,
+                None => {
+                    quantised.push(quantize_input(x, format)?);
+                    quantised.len() - 1
+                }
+            };
+            outs.push(l.add_bias(q.forward_rows(&quantised[i])?)?);
+        }
+        return Ok(outs);
     }
     let quantised: Option<Vec<&QTensor>> = layers
         .iter()

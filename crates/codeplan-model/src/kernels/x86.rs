@@ -1,5 +1,5 @@
-//! The AVX2 kernel (ggml's approach: unpack 32 weights into one register, multiply-add bytes
-//! pairwise into 16-bit then 32-bit sums, scale in f32).
+//! The AVX2 and AVX-512 VNNI kernels of the 32-value types (ggml's approach: unpack 32 weights
+//! into one register, multiply-add bytes pairwise into 16-bit then 32-bit sums, scale in f32).
 
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
@@ -26,16 +26,20 @@ pub(super) fn avx512_available() -> bool {
     })
 }
 
-/// One block's 32 weights as bytes: Q5_0 as signed q − 16, Q4_1 as unsigned q.
+/// One block's 32 weights as bytes: Q5_0 as signed q − 16, Q4_1 as unsigned q, Q8_0 as
+/// signed q.
 #[target_feature(enable = "avx2")]
 unsafe fn unpack(kind: WeightType, p: *const u8) -> __m256i {
     match kind {
         WeightType::Q5_0 => {
             let qh = u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]);
+            // Where the fifth bit is clear the value is q − 16, i.e. q | 0xF0 as i8.
             let high = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
             _mm256_or_si256(nibbles(p.add(6)), high)
         }
         WeightType::Q4_1 => nibbles(p.add(4)),
+        WeightType::Q8_0 => _mm256_loadu_si256(p.add(2) as *const __m256i),
+        WeightType::Q4K | WeightType::Q6K => unreachable!("{kind:?} has 256-value blocks"),
     }
 }
 
@@ -68,7 +72,9 @@ pub(super) unsafe fn dot_rows_avx512(
             1,
         );
         match kind {
-            WeightType::Q5_0 => {
+            // Signed weights: VNNI multiplies unsigned by signed bytes, so |x| by y · sign(x)
+            // (|−128| = 128 is right read unsigned; activations lie in −127..=127).
+            WeightType::Q5_0 | WeightType::Q8_0 => {
                 let ax = _mm512_abs_epi8(x);
                 let negative = _mm512_movepi8_mask(x);
                 for (r, row) in rows.iter().enumerate() {
@@ -98,6 +104,7 @@ pub(super) unsafe fn dot_rows_avx512(
                     offsets[r] += m0 * row.sums[b] + m1 * row.sums[b + 1];
                 }
             }
+            WeightType::Q4K | WeightType::Q6K => unreachable!("{kind:?} has 256-value blocks"),
         }
     }
     for (r, o) in out.iter_mut().enumerate() {
@@ -153,11 +160,9 @@ pub(super) unsafe fn dot_rows(kind: WeightType, w: &[u8], rows: &[QuantRows], ou
         let p = block.as_ptr();
         let d = f16::from_le_bytes([block[0], block[1]]).to_f32();
         match kind {
-            WeightType::Q5_0 => {
-                let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-                // Where the fifth bit is clear the value is q − 16, i.e. q | 0xF0 as i8.
-                let high = _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8(0xF0u8 as i8));
-                let x = _mm256_or_si256(nibbles(p.add(6)), high);
+            // Signed weights: maddubs multiplies unsigned by signed bytes, so |x| by y · sign(x).
+            WeightType::Q5_0 | WeightType::Q8_0 => {
+                let x = unpack(kind, p);
                 let ax = _mm256_sign_epi8(x, x);
                 for (r, row) in rows.iter().enumerate() {
                     let y =
@@ -180,6 +185,7 @@ pub(super) unsafe fn dot_rows(kind: WeightType, w: &[u8], rows: &[QuantRows], ou
                     offsets[r] += m * row.sums[b];
                 }
             }
+            WeightType::Q4K | WeightType::Q6K => unreachable!("{kind:?} has 256-value blocks"),
         }
     }
     for (r, o) in out.iter_mut().enumerate() {
