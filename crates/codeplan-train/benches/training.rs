@@ -13,7 +13,6 @@ use codeplan_train::base::BaseWeights;
 use codeplan_train::lora::{LoraSpec, LoraTarget};
 use codeplan_train::model::{Mode, TokenBatch, TrainableModel};
 use codeplan_train::optim::{AdamW, AdamWConfig};
-use codeplan_train::trainer::apply_update;
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -75,7 +74,7 @@ fn main() {
     let lr = 1e-5;
     let (mut losses, mut seconds) = (Vec::new(), Vec::new());
     let mut tokens = 0usize;
-    // forward, backward, clip (the norm; apply_update computes it again), optimizer
+    // forward, backward, clip (the gradient norm), optimizer (the update; as apply_update)
     let mut phases = [0f64; 4];
     for step in 0..warmup + steps {
         let chunk: Vec<Vec<u32>> = (0..per_batch)
@@ -96,9 +95,10 @@ fn main() {
         let t_backward = t.elapsed().as_secs_f64() - t_forward;
         losses.push(out.loss.to_vec0::<f32>().unwrap());
         let norm_t = Instant::now();
-        AdamW::grad_norm(&list).unwrap();
+        let norm = AdamW::grad_norm(&list).unwrap();
         let t_clip = norm_t.elapsed().as_secs_f64();
-        apply_update(&mut opt, &list, lr, 1.0).unwrap();
+        let scale = if norm > 1.0 { 1.0 / norm } else { 1.0 };
+        opt.update(&list, lr, scale).unwrap();
         let dt = t.elapsed().as_secs_f64();
         if step >= warmup {
             seconds.push(dt);

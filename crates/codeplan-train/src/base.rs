@@ -68,24 +68,36 @@ pub fn permute_rows(w: &Tensor, heads: usize) -> Result<Tensor> {
         .reshape(dims)?)
 }
 
+/// Opens a GGUF file or Hugging Face folder and reads its decoder configuration.
+fn open(path: &Path) -> Result<(WeightSource, DecoderConfig)> {
+    if path.is_dir() {
+        let config_path = path.join("config.json");
+        let text =
+            std::fs::read_to_string(&config_path).map_err(|e| TrainError::io(&config_path, e))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            TrainError::Input(format!("{}: not valid JSON: {e}", config_path.display()))
+        })?;
+        let config = codeplan_model::arch::config_from_hf(&json, &config_path)?;
+        Ok((WeightSource::open_safetensors(path)?, config))
+    } else {
+        let source = WeightSource::open_gguf(path, Precision::F32)?;
+        let content = source.gguf_content().expect("a GGUF source");
+        let config = codeplan_model::arch::config_from_gguf(content, path)?;
+        Ok((source, config))
+    }
+}
+
 impl BaseWeights {
+    /// The decoder's shape and whether its head is tied to the embeddings, from the file's
+    /// header alone (no weights read).
+    pub fn header(path: &Path) -> Result<(DecoderConfig, bool)> {
+        let (source, config) = open(path)?;
+        Ok((config, !source.has(Role::LmHead)))
+    }
+
     /// Reads a GGUF file or a Hugging Face folder.
     pub fn load(path: &Path) -> Result<Self> {
-        let (mut source, mut config) = if path.is_dir() {
-            let config_path = path.join("config.json");
-            let text = std::fs::read_to_string(&config_path)
-                .map_err(|e| TrainError::io(&config_path, e))?;
-            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                TrainError::Input(format!("{}: not valid JSON: {e}", config_path.display()))
-            })?;
-            let config = codeplan_model::arch::config_from_hf(&json, &config_path)?;
-            (WeightSource::open_safetensors(path)?, config)
-        } else {
-            let source = WeightSource::open_gguf(path, Precision::F32)?;
-            let content = source.gguf_content().expect("a GGUF source");
-            let config = codeplan_model::arch::config_from_gguf(content, path)?;
-            (source, config)
-        };
+        let (mut source, mut config) = open(path)?;
         let permuted = config.rope_style == RopeStyle::Interleaved;
         let mut tensors = BTreeMap::new();
         for role in roles(config.num_layers) {

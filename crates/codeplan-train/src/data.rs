@@ -138,3 +138,39 @@ pub fn available_memory() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// SHA-256 of a file, or of a folder's files (each file's relative path and hash, sorted),
+/// as lowercase hex: what `run.json` records for the data, plans and model of a run.
+pub fn sha256_path(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    if path.is_dir() {
+        let mut entries: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| TrainError::io(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        let mut all = Sha256::new();
+        for entry in entries {
+            let name = entry
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            all.update(name.as_bytes());
+            all.update(sha256_path(&entry)?.as_bytes());
+        }
+        return Ok(hex(&all.finalize()));
+    }
+    let mut file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| TrainError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex(&hasher.finalize()))
+}

@@ -15,6 +15,7 @@ pub mod examples;
 pub mod export;
 pub mod infer;
 pub mod lora;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod ops;

@@ -12,8 +12,15 @@ use rayon::prelude::*;
 
 use super::{matmul, slice, tensor, Stored};
 
-/// Rows whose logits exist at one time.
-const CHUNK_ROWS: usize = 64;
+/// Bytes of logits that exist at one time: chunks of rows this large keep the head's weight
+/// gradient update (`dW += dlogitsᵀ h`, which reads and writes all of `dW`) efficient while
+/// staying far below the full `(tokens, vocab)` matrix.
+const CHUNK_BYTES: usize = 64 << 20;
+
+/// Rows per chunk for a vocabulary of `vocab` tokens: 32 to 512.
+fn chunk_rows(vocab: usize) -> usize {
+    (CHUNK_BYTES / (vocab.max(1) * 4)).clamp(32, 512)
+}
 
 /// What the forward pass leaves for the backward pass and for logging.
 #[derive(Default)]
@@ -111,8 +118,9 @@ impl CustomOp2 for LinearCrossEntropy {
         };
         let mut d_weight = self.head_trained.then(|| vec![0f32; vocab * d]);
         let mut loss = 0f64;
-        let mut logits = vec![0f32; CHUNK_ROWS.min(active.len().max(1)) * vocab];
-        for chunk in active.chunks(CHUNK_ROWS) {
+        let rows_per_chunk = chunk_rows(vocab);
+        let mut logits = vec![0f32; rows_per_chunk.min(active.len().max(1)) * vocab];
+        for chunk in active.chunks(rows_per_chunk) {
             let c = chunk.len();
             let mut hc = Vec::with_capacity(c * d);
             for &r in chunk {

@@ -10,7 +10,7 @@ use serde_json::json;
 use codeplan_model::store::{models_root, resolve_model};
 use codeplan_train::batches::Batching;
 use codeplan_train::config::{ModeKind, TaskWeights, TrainConfig};
-use codeplan_train::data::{prepare, Prepared};
+use codeplan_train::data::{prepare, sha256_path, Prepared};
 use codeplan_train::examples::{length_stats, render_marked, task_name, PromptStyle};
 use codeplan_train::export::{write_exports, ExportFormat};
 use codeplan_train::lora::LoraTarget;
@@ -392,6 +392,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         "examples": { "train": prepared.train.len(), "val": prepared.val.len(), "dropped": prepared.dropped.len() },
         "problems": { "train": prepared.problems.0, "val": prepared.problems.1 },
         "length_stats": length_stats(&prepared.train),
+        "sha256": {
+            "model": sha256_path(&config.model)?,
+            "data": config.data.iter().map(|p| Ok((p.display().to_string(), sha256_path(p)?))).collect::<Result<std::collections::BTreeMap<_, _>>>()?,
+            "plans": config.plans.as_deref().map(sha256_path).transpose()?,
+        },
     });
     let run_path = out.join("run.json");
     std::fs::write(&run_path, serde_json::to_string_pretty(&run_json)?)
