@@ -1,47 +1,12 @@
 //! `codeplan generate` and `codeplan serve` end to end with the real smollm2-135m: samples that
 //! `codeplan eval` reads, resumption after a crash, a live server, and clear errors.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+mod common;
 
+use std::path::Path;
+
+use common::{chat_once, codeplan, have_smollm2, start_server, text};
 use serde_json::Value;
-
-fn codeplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_codeplan"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("codeplan runs")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Whether smollm2-135m is installed; otherwise says why the test skips (or fails when
-/// `CODEPLAN_REQUIRE_MODELS` names it).
-fn have_smollm2() -> bool {
-    let out = codeplan(&["models", "path", "smollm2-135m"]);
-    if out.status.success() {
-        return true;
-    }
-    if std::env::var("CODEPLAN_REQUIRE_MODELS")
-        .is_ok_and(|v| v.split(',').any(|m| m.trim() == "smollm2-135m"))
-    {
-        panic!(
-            "smollm2-135m is required but not installed: {}",
-            text(&out.stderr)
-        );
-    }
-    eprintln!("SKIPPED: smollm2-135m is not installed (codeplan models fetch smollm2-135m)");
-    false
-}
 
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -290,41 +255,12 @@ fn serve_answers_on_loopback() {
     if !have_smollm2() {
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_codeplan"))
-        .args(["serve", "--model", "smollm2-135m", "--port", "0"])
-        .current_dir(repo())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "serve exited before listening"
-        );
-        if let Some(i) = line.find("http://") {
-            break line[i..].trim().to_owned();
-        }
-    };
+    let (mut child, url) = start_server("smollm2-135m");
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    let body = r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4}"#;
-    let o = Command::new("python3")
-        .args([
-            "-c",
-            "import sys, urllib.request; r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), headers={'Content-Type': 'application/json'}), timeout=120); print(r.read().decode())",
-            &format!("{url}/v1/chat/completions"),
-            body,
-        ])
-        .output()
-        .unwrap();
+    let v = chat_once(&url);
     let _ = child.kill();
     let _ = child.wait();
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let v: Value = serde_json::from_str(&text(&o.stdout)).unwrap();
     assert_eq!(v["object"], "chat.completion");
-    std::thread::sleep(Duration::from_millis(10));
 }
 
 #[test]

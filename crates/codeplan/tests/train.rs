@@ -1,41 +1,13 @@
 //! `codeplan train` end to end with the real smollm2-135m: a run killed with SIGKILL and resumed
 //! ends with exactly the weights of a run never interrupted; `--inspect`; clear errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn codeplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_codeplan"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("codeplan runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn have_smollm2() -> bool {
-    if codeplan(&["models", "path", "smollm2-135m"])
-        .status
-        .success()
-    {
-        return true;
-    }
-    assert!(
-        !std::env::var("CODEPLAN_REQUIRE_MODELS")
-            .is_ok_and(|v| v.split(',').any(|m| m.trim() == "smollm2-135m")),
-        "smollm2-135m is required but not installed"
-    );
-    eprintln!("SKIPPED: smollm2-135m is not installed (codeplan models fetch smollm2-135m)");
-    false
-}
+use common::{codeplan, have_smollm2, repo, text};
 
 /// A short LoRA run; dropout and validation on, so that resuming must restore their randomness.
 fn train_args(out: &Path) -> Vec<String> {

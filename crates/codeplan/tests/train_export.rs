@@ -1,46 +1,13 @@
 //! `codeplan train --export` end to end with the real smollm2-135m: a short LoRA run writes the
-//! PEFT adapter, the merged Hugging Face folder and a q8_0 GGUF, and `codeplan generate` runs
-//! from both merged models.
+//! PEFT adapter, the merged Hugging Face folder and a q8_0 GGUF, and `codeplan generate`
+//! and `codeplan serve` run from both merged models.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{chat_once, codeplan, have_smollm2, start_server, text};
 use serde_json::Value;
-
-fn codeplan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_codeplan"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("codeplan runs")
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Whether smollm2-135m is installed; otherwise says why the test skips (or fails when
-/// `CODEPLAN_REQUIRE_MODELS` names it).
-fn have_smollm2() -> bool {
-    let out = codeplan(&["models", "path", "smollm2-135m"]);
-    if out.status.success() {
-        return true;
-    }
-    if std::env::var("CODEPLAN_REQUIRE_MODELS")
-        .is_ok_and(|v| v.split(',').any(|m| m.trim() == "smollm2-135m"))
-    {
-        panic!(
-            "smollm2-135m is required but not installed: {}",
-            text(&out.stderr)
-        );
-    }
-    eprintln!("SKIPPED: smollm2-135m is not installed (codeplan models fetch smollm2-135m)");
-    false
-}
 
 /// One greedy sample of the first MBPP problem from `model`; returns the samples line.
 fn generate_one(model: &Path, samples: &Path) -> Value {
@@ -76,8 +43,17 @@ fn generate_one(model: &Path, samples: &Path) -> Value {
     lines.into_iter().next().unwrap()
 }
 
+/// `codeplan serve` loads the exported model and answers a chat completion.
+fn serve_one(model: &Path) {
+    let (mut child, url) = start_server(model.to_str().unwrap());
+    let answer = chat_once(&url);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answer["object"], "chat.completion", "{answer}");
+}
+
 #[test]
-fn train_exports_models_that_generate() {
+fn train_exports_models_that_generate_and_serve() {
     if !have_smollm2() {
         return;
     }
@@ -145,6 +121,7 @@ fn train_exports_models_that_generate() {
         let line = generate_one(&model, &samples);
         assert!(!line["problem_id"].is_null(), "{line}");
         assert!(line["code"].is_string(), "no generated code in {line}");
+        serve_one(&model);
     }
 
     // A finished run exports again in another format without training.
