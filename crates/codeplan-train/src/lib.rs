@@ -3,7 +3,11 @@
 //!
 //! - [`base::BaseWeights`] reads the starting weights (GGUF or Hugging Face folder);
 //! - [`model::TrainableModel`] is the decoder built from [`ops`], full or LoRA ([`lora`]);
-//! - [`export`] writes the result as a PEFT adapter, a Hugging Face folder or GGUF.
+//! - [`examples`], [`batches`] and [`data`] turn problems and plans into masked token rows;
+//! - [`optim`] (AdamW, schedules), [`trainer`] (the loop), [`checkpoint`], [`metrics`];
+//! - [`export`] writes PEFT adapters, Hugging Face folders and GGUF files; [`infer`] runs the
+//!   weights in training through codeplan-model's runtime; [`memory`] refuses runs that
+//!   cannot fit.
 
 pub mod base;
 pub mod batches;
