@@ -25,7 +25,7 @@ pub enum ModeKind {
 
 /// Loss weight of each task.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TaskWeights {
     /// Weight of the code task.
     pub code: f32,

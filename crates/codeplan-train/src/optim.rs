@@ -13,8 +13,9 @@ use crate::ops::with_slice;
 /// Elements per rayon task in the optimiser.
 const CHUNK: usize = 1 << 14;
 
-/// AdamW's settings.
+/// AdamW's settings (a config file may give any of them; the rest keep their defaults).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AdamWConfig {
     /// β₁.
     pub beta1: f64,

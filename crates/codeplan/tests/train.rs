@@ -259,3 +259,33 @@ fn pass_at_one_is_logged_during_training() {
         "one judged sample per held-out problem"
     );
 }
+
+#[test]
+fn settings_come_from_the_config_file_and_flags_win() {
+    if !have_smollm2() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = tmp.path().join("train.toml");
+    std::fs::write(
+        &toml,
+        "model = \"smollm2-135m\"\ndata = [\"data/mbpp/mbpp_sanitized.jsonl\"]\ntasks = [\"code\"]\n\
+         max_len = 200\nweights = { code = 1.0, plan = 0.5 }\nadamw = { weight_decay = 0.05 }\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--config",
+            toml.to_str().unwrap(),
+            "--inspect",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let out = codeplan(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert!(run(&[]).contains("max length 200 tokens"));
+    assert!(run(&["--max-len", "256"]).contains("max length 256 tokens"));
+}
