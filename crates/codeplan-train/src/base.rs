@@ -88,16 +88,19 @@ fn open(path: &Path) -> Result<(WeightSource, DecoderConfig)> {
 }
 
 impl BaseWeights {
-    /// The decoder's shape and whether its head is tied to the embeddings, from the file's
-    /// header alone (no weights read).
-    pub fn header(path: &Path) -> Result<(DecoderConfig, bool)> {
-        let (source, config) = open(path)?;
-        Ok((config, !source.has(Role::LmHead)))
-    }
-
     /// Reads a GGUF file or a Hugging Face folder.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_checked(path, |_, _| Ok(()))
+    }
+
+    /// [`BaseWeights::load`], first calling `check` with the decoder's shape and whether its
+    /// head is tied, as read from the header: a run refused there reads no weight.
+    pub fn load_checked(
+        path: &Path,
+        check: impl FnOnce(&DecoderConfig, bool) -> Result<()>,
+    ) -> Result<Self> {
         let (mut source, mut config) = open(path)?;
+        check(&config, !source.has(Role::LmHead))?;
         let permuted = config.rope_style == RopeStyle::Interleaved;
         let mut tensors = BTreeMap::new();
         for role in roles(config.num_layers) {

@@ -209,9 +209,9 @@ impl Trainer {
     /// Loads the base weights and builds the model and optimiser; resumes from the newest
     /// checkpoint under `out/checkpoints` when `resume` is set.
     pub fn new(config: TrainConfig, prepared: &Prepared, resume: bool) -> Result<Self> {
-        let (shape, tied) = BaseWeights::header(&config.model)?;
-        crate::memory::check_fits(&shape, tied, &config)?;
-        let base = BaseWeights::load(&config.model)?;
+        let base = BaseWeights::load_checked(&config.model, |shape, tied| {
+            crate::memory::check_fits(shape, tied, &config).map(|_| ())
+        })?;
         Self::from_base(config, prepared, base, resume)
     }
 

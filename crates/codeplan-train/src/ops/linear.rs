@@ -22,6 +22,43 @@ pub struct LoraUpdate<'a> {
     pub dropout_mask: Option<Arc<Vec<f32>>>,
 }
 
+/// `y (+)= x Wᵀ` for `x (rows, in)` and `w (out, in)`: every linear layer's forward product.
+fn times_weight_t(
+    y: &mut [f32],
+    x: &[f32],
+    w: &[f32],
+    rows: usize,
+    (out, inp): (usize, usize),
+    accumulate: bool,
+) {
+    matmul(
+        y,
+        (rows, out, inp),
+        x,
+        Stored::AsIs,
+        w,
+        Stored::Transposed,
+        accumulate,
+        true,
+    );
+}
+
+/// `g W` for `g (rows, out)` and `w (out, in)`: every linear layer's input gradient.
+fn times_weight(g: &[f32], w: &[f32], rows: usize, (out, inp): (usize, usize)) -> Vec<f32> {
+    let mut dx = vec![0f32; rows * inp];
+    matmul(
+        &mut dx,
+        (rows, inp, out),
+        g,
+        Stored::AsIs,
+        w,
+        Stored::AsIs,
+        false,
+        true,
+    );
+    dx
+}
+
 /// The frozen part of a layer, shared by both ops below.
 struct Frozen {
     weight: Tensor,
@@ -41,40 +78,18 @@ impl Frozen {
                 }
             })?;
         }
+        let dims = (self.out_features, self.in_features);
         let accumulate = self.bias.is_some();
         with_slice(&self.weight, op, |w| {
-            let shape = (rows, self.out_features, self.in_features);
-            matmul(
-                &mut y,
-                shape,
-                x,
-                Stored::AsIs,
-                w,
-                Stored::Transposed,
-                accumulate,
-                true,
-            )
+            times_weight_t(&mut y, x, w, rows, dims, accumulate)
         })?;
         Ok(y)
     }
 
     /// `g W`, the input's gradient through the frozen weight.
     fn input_grad(&self, g: &[f32], rows: usize, op: &str) -> Result<Vec<f32>> {
-        let mut dx = vec![0f32; rows * self.in_features];
-        with_slice(&self.weight, op, |w| {
-            let shape = (rows, self.in_features, self.out_features);
-            matmul(
-                &mut dx,
-                shape,
-                g,
-                Stored::AsIs,
-                w,
-                Stored::AsIs,
-                false,
-                true,
-            )
-        })?;
-        Ok(dx)
+        let dims = (self.out_features, self.in_features);
+        with_slice(&self.weight, op, |w| times_weight(g, w, rows, dims))
     }
 }
 
@@ -359,16 +374,13 @@ impl CustomOp2 for TrainedLinear {
         let w = slice(ws, wl, self.name())?;
         let rows = xl.dims()[0];
         let mut y = vec![0f32; rows * self.out_features];
-        let shape = (rows, self.out_features, self.in_features);
-        matmul(
+        times_weight_t(
             &mut y,
-            shape,
             x,
-            Stored::AsIs,
             w,
-            Stored::Transposed,
+            rows,
+            (self.out_features, self.in_features),
             false,
-            true,
         );
         Ok((CpuStorage::F32(y), (rows, self.out_features).into()))
     }
@@ -386,17 +398,7 @@ impl CustomOp2 for TrainedLinear {
         let (dx, dw) = with_slice(x, self.name(), |x| {
             with_slice(w, self.name(), |w| {
                 with_slice(grad, self.name(), |g| {
-                    let mut dx = vec![0f32; rows * inp];
-                    matmul(
-                        &mut dx,
-                        (rows, inp, out),
-                        g,
-                        Stored::AsIs,
-                        w,
-                        Stored::AsIs,
-                        false,
-                        true,
-                    );
+                    let dx = times_weight(g, w, rows, (out, inp));
                     let dw = want_w.then(|| {
                         let mut dw = vec![0f32; out * inp];
                         matmul(
