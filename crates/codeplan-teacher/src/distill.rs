@@ -1,0 +1,716 @@
+//! The distillation run: candidate plans for every problem (backward or forward reasoning,
+//! one per distinct reference solution and/or several samples), the leak guard, validation
+//! code written from each plan and judged on the problem's tests, and the acceptance policy.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use codeplan_data::{extract_fenced, Problem, Sample};
+use codeplan_exec::eval::JudgeChoice;
+use codeplan_exec::judge::{JudgeLimits, SampleVerdict};
+use codeplan_exec::pool::{Job, JudgeSettings, Pool};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ask::{dedup, AskStats, Asked, Asker, Question, Source, Stop};
+use crate::batch::BatchResults;
+use crate::budget::Budget;
+use crate::leak::LeakGuard;
+use crate::prompts::{Reasoning, Templates};
+use crate::records::{CandidateRecord, Outcome, PlanRecord, PlanUsage, Validation};
+use crate::request::{ChatRequest, Sampling};
+use crate::store::Store;
+use crate::summary::{estimate, Estimate, Summary};
+use crate::TeacherError;
+
+/// Which candidates a problem gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanSampling {
+    /// One plan per distinct reference solution (shortest first), up to K.
+    Solutions,
+    /// K samples of one prompt (the shortest solution).
+    Samples,
+    /// Distinct solutions first, then further samples of them in turn, up to K.
+    Mixed,
+}
+
+/// What to do with a problem none of whose plans passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NonePass {
+    /// Keep no plan for it.
+    Drop,
+    /// Keep the plan whose code passed the largest fraction of tests.
+    Best,
+    /// Keep all its plans, marked unvalidated.
+    Unvalidated,
+}
+
+/// Settings of a run (everything that changes what is asked or kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistillConfig {
+    /// Backward (explain a solution) or forward (from the statement).
+    pub reasoning: Reasoning,
+    /// Candidate plans per problem (K).
+    pub plans_per_problem: usize,
+    /// How the K candidates are chosen.
+    pub sampling: PlanSampling,
+    /// Sampling of plan requests.
+    pub plan: Sampling,
+    /// Sampling of validation-code requests.
+    pub code: Sampling,
+    /// Base seed; each request derives its own.
+    pub seed: u64,
+    /// Validate plans by running the code they lead to.
+    pub validate: bool,
+    /// A plan passes when its code passes at least this fraction of the tests (1 = all).
+    pub min_pass_fraction: f64,
+    /// Policy for problems where no plan passes.
+    pub none_pass: NonePass,
+    /// Leak guard thresholds.
+    pub leak: LeakGuard,
+    /// Judge choice for validation.
+    pub judge: JudgeChoice,
+    /// Judge limits for validation.
+    pub limits: JudgeLimits,
+}
+
+/// The teacher, as recorded in outputs and content addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeacherInfo {
+    /// The model name sent in requests.
+    pub model: String,
+    /// What answers: `openai-compatible:<model>` or `local:<name>:<sha256 prefix>`.
+    pub identity: String,
+}
+
+/// Everything a run needs.
+pub struct Run<'a> {
+    /// The problems.
+    pub problems: &'a [Problem],
+    /// Settings.
+    pub config: &'a DistillConfig,
+    /// Prompt templates.
+    pub templates: &'a Templates,
+    /// The teacher's identity.
+    pub teacher: &'a TeacherInfo,
+    /// Ledger and cache.
+    pub store: &'a Store,
+    /// Caps.
+    pub budget: &'a Budget,
+    /// Where new answers come from.
+    pub source: Source<'a>,
+    /// Imported batch results.
+    pub imported: Option<&'a BatchResults>,
+    /// Sandboxed workers for validation (not needed for dry runs and exports).
+    pub pool: Option<&'a Pool>,
+}
+
+/// The stage a progress report is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Plan requests.
+    Plans,
+    /// Validation-code requests.
+    Code,
+    /// Judging validation code.
+    Judge,
+}
+
+/// Progress of a stage.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// The stage.
+    pub stage: Stage,
+    /// Items settled.
+    pub done: usize,
+    /// Items in the stage.
+    pub total: usize,
+    /// Requests sent so far in the stage.
+    pub sent: usize,
+    /// Items without an answer so far.
+    pub failed: usize,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Report {
+    /// Counts, rates, tokens and cost.
+    pub summary: Summary,
+    /// The kept plans (`plans.jsonl`).
+    pub plans: Vec<PlanRecord>,
+    /// Every candidate (`candidates.jsonl`).
+    pub candidates: Vec<CandidateRecord>,
+    /// For dry runs: what the run would ask.
+    pub estimate: Option<Estimate>,
+    /// For exports: the file written and its request count.
+    pub exported: Option<(PathBuf, usize)>,
+}
+
+/// One candidate plan of a problem.
+struct Candidate {
+    problem: usize,
+    index: usize,
+    solution_idx: Option<usize>,
+    sample_idx: usize,
+}
+
+/// The candidates of every problem; problems without a reference solution get none under
+/// backward reasoning (reported).
+fn candidates(problems: &[Problem], config: &DistillConfig) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for (p, problem) in problems.iter().enumerate() {
+        let k = config.plans_per_problem;
+        if config.reasoning == Reasoning::Forward {
+            out.extend((0..k).map(|s| Candidate {
+                problem: p,
+                index: s,
+                solution_idx: None,
+                sample_idx: s,
+            }));
+            continue;
+        }
+        // Distinct solutions, shortest first: shorter prompts cost less.
+        let mut seen = std::collections::HashSet::new();
+        let mut distinct: Vec<usize> = (0..problem.solutions.len())
+            .filter(|&i| seen.insert(problem.solutions[i].trim().replace('\t', "    ")))
+            .filter(|&i| !problem.solutions[i].trim().is_empty())
+            .collect();
+        distinct.sort_by_key(|&i| (problem.solutions[i].len(), i));
+        if distinct.is_empty() {
+            continue;
+        }
+        let picks: Vec<(usize, usize)> = match config.sampling {
+            PlanSampling::Solutions => distinct.iter().take(k).map(|&s| (s, 0)).collect(),
+            PlanSampling::Samples => (0..k).map(|j| (distinct[0], j)).collect(),
+            PlanSampling::Mixed => (0..k)
+                .map(|j| (distinct[j % distinct.len()], j / distinct.len()))
+                .collect(),
+        };
+        out.extend(
+            picks
+                .into_iter()
+                .enumerate()
+                .map(|(index, (s, sample))| Candidate {
+                    problem: p,
+                    index,
+                    solution_idx: Some(s),
+                    sample_idx: sample,
+                }),
+        );
+    }
+    out
+}
+
+/// A request's seed from the run's seed and what the request is for (below 2³¹, which every
+/// server accepts).
+fn request_seed(base: u64, problem: &str, c: &Candidate, stage: &str) -> u64 {
+    let text = format!(
+        "{base}|{problem}|{:?}|{}|{stage}",
+        c.solution_idx, c.sample_idx
+    );
+    let d = Sha256::digest(text.as_bytes());
+    u64::from(u32::from_le_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff)
+}
+
+/// Per candidate, what is known so far.
+#[derive(Default, Clone)]
+struct State {
+    plan_key: String,
+    plan: Option<String>,
+    code_key: Option<String>,
+    code: Option<String>,
+    validation: Option<Validation>,
+    usage: PlanUsage,
+    outcome: Option<Outcome>,
+}
+
+/// Runs the whole distillation. Answers are recorded as they arrive; outputs are returned for
+/// the caller to write (see [`crate::write_outputs`]).
+pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report, TeacherError> {
+    let config = run.config;
+    if config.plans_per_problem == 0 {
+        return Err(TeacherError::Config(
+            "--plans-per-problem must be at least 1".into(),
+        ));
+    }
+    if !(config.min_pass_fraction > 0.0 && config.min_pass_fraction <= 1.0) {
+        return Err(TeacherError::Config(format!(
+            "--min-pass-fraction must be in (0, 1], got {}",
+            config.min_pass_fraction
+        )));
+    }
+    let cands = candidates(run.problems, config);
+    let asker = Asker::new(run.store, run.budget, &run.source, run.imported);
+    let mut states = vec![State::default(); cands.len()];
+
+    // Stage 1: plans.
+    let plan_questions: Vec<Question> = cands
+        .iter()
+        .map(|c| {
+            let problem = &run.problems[c.problem];
+            let solution = c.solution_idx.map(|s| problem.solutions[s].as_str());
+            let messages = run
+                .templates
+                .plan_messages(config.reasoning, problem, solution)?;
+            let request = ChatRequest::new(
+                &run.teacher.model,
+                messages,
+                config.plan,
+                request_seed(config.seed, &problem.id, c, "plan"),
+            );
+            Ok(Question {
+                key: request.key(&run.teacher.identity),
+                label: format!("plan {} c{}", problem.id, c.index),
+                request,
+            })
+        })
+        .collect::<Result<_, TeacherError>>()?;
+    if let Source::Export(path) = &run.source {
+        let (unique, _) = dedup(&plan_questions);
+        let pending = pending_questions(run.store, run.imported, &unique)?;
+        if !pending.is_empty() {
+            crate::batch::export(path, &pending)?;
+            return Ok(exported_report(
+                run,
+                &cands,
+                &plan_questions,
+                path,
+                pending.len(),
+            ));
+        }
+    }
+    let (plan_answers, plan_stats) = ask_stage(&asker, &plan_questions, Stage::Plans, progress)?;
+    for ((c, s), (q, asked)) in cands
+        .iter()
+        .zip(states.iter_mut())
+        .zip(plan_questions.iter().zip(plan_answers))
+    {
+        s.plan_key = q.key.clone();
+        let problem = &run.problems[c.problem];
+        match asked {
+            Asked::Answer(reply) => {
+                s.usage.plan = reply.usage;
+                match reply.text() {
+                    Err(bad) => {
+                        s.outcome = Some(Outcome::BadPlanAnswer {
+                            kind: bad_name(bad),
+                        })
+                    }
+                    Ok(text) => {
+                        let plan = text.trim().to_owned();
+                        let solution = c.solution_idx.map(|i| problem.solutions[i].as_str());
+                        if let Err(leak) = config.leak.check(&plan, solution) {
+                            s.outcome = Some(Outcome::Leak { leak });
+                        }
+                        s.plan = Some(plan);
+                    }
+                }
+            }
+            Asked::Failed(error) => {
+                s.outcome = Some(Outcome::RequestFailed {
+                    stage: "plan".into(),
+                    error,
+                })
+            }
+            Asked::NotSent => {
+                s.outcome = Some(Outcome::Pending {
+                    stage: "plan".into(),
+                })
+            }
+        }
+    }
+
+    // Stage 2: validation code, for plans that passed the guard.
+    let mut code_stats = AskStats::default();
+    if config.validate {
+        let todo: Vec<usize> = (0..cands.len())
+            .filter(|&i| states[i].outcome.is_none())
+            .collect();
+        let code_questions: Vec<Question> = todo
+            .iter()
+            .map(|&i| {
+                let c = &cands[i];
+                let problem = &run.problems[c.problem];
+                let plan = states[i].plan.as_deref().expect("answered plans have text");
+                let request = ChatRequest::new(
+                    &run.teacher.model,
+                    run.templates.code_messages(problem, plan)?,
+                    config.code,
+                    request_seed(config.seed, &problem.id, c, "code"),
+                );
+                Ok(Question {
+                    key: request.key(&run.teacher.identity),
+                    label: format!("code {} c{}", problem.id, c.index),
+                    request,
+                })
+            })
+            .collect::<Result<_, TeacherError>>()?;
+        if let Source::Export(path) = &run.source {
+            let (unique, _) = dedup(&code_questions);
+            let pending = pending_questions(run.store, run.imported, &unique)?;
+            if !pending.is_empty() {
+                crate::batch::export(path, &pending)?;
+                return Ok(exported_report(
+                    run,
+                    &cands,
+                    &plan_questions,
+                    path,
+                    pending.len(),
+                ));
+            }
+        }
+        // Plans still unknown in a dry run will each need one validation request too.
+        let estimate_extra = states
+            .iter()
+            .filter(|s| matches!(&s.outcome, Some(Outcome::Pending { .. })))
+            .count();
+        let (answers, stats) = ask_stage(&asker, &code_questions, Stage::Code, progress)?;
+        code_stats = stats;
+        for ((&i, q), asked) in todo.iter().zip(&code_questions).zip(answers) {
+            let s = &mut states[i];
+            s.code_key = Some(q.key.clone());
+            match asked {
+                Asked::Answer(reply) => {
+                    s.usage.code = reply.usage;
+                    match reply.text() {
+                        Ok(text) => s.code = Some(extract_fenced(text).into_owned()),
+                        Err(bad) => {
+                            s.outcome = Some(Outcome::BadCodeAnswer {
+                                kind: bad_name(bad),
+                            })
+                        }
+                    }
+                }
+                Asked::Failed(error) => {
+                    s.outcome = Some(Outcome::RequestFailed {
+                        stage: "code".into(),
+                        error,
+                    })
+                }
+                Asked::NotSent => {
+                    s.outcome = Some(Outcome::Pending {
+                        stage: "code".into(),
+                    })
+                }
+            }
+        }
+        if matches!(run.source, Source::DryRun) {
+            let est = estimate(
+                run,
+                &plan_questions,
+                &code_questions,
+                estimate_extra,
+                &asker,
+            )?;
+            let summary = Summary::build(run, &[], &[], plan_stats, code_stats, &asker);
+            return Ok(Report {
+                summary,
+                plans: Vec::new(),
+                candidates: Vec::new(),
+                estimate: Some(est),
+                exported: None,
+            });
+        }
+        judge_all(run, &cands, &mut states, progress)?;
+    } else if matches!(run.source, Source::DryRun) {
+        let est = estimate(run, &plan_questions, &[], 0, &asker)?;
+        let summary = Summary::build(run, &[], &[], plan_stats, code_stats, &asker);
+        return Ok(Report {
+            summary,
+            plans: Vec::new(),
+            candidates: Vec::new(),
+            estimate: Some(est),
+            exported: None,
+        });
+    }
+    decide(run, &cands, &mut states);
+    let (plans, records) = records(run, &cands, states);
+    let summary = Summary::build(run, &plans, &records, plan_stats, code_stats, &asker);
+    Ok(Report {
+        summary,
+        plans,
+        candidates: records,
+        estimate: None,
+        exported: None,
+    })
+}
+
+fn bad_name(bad: crate::request::BadReply) -> String {
+    serde_json::to_value(bad)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Asks a stage's questions (each distinct question once) and maps answers back.
+fn ask_stage(
+    asker: &Asker,
+    questions: &[Question],
+    stage: Stage,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(Vec<Asked>, AskStats), TeacherError> {
+    let (unique, map) = dedup(questions);
+    let total = unique.len();
+    let (answers, stats) = asker.ask_all(&unique, &|done, s: AskStats| {
+        progress(Progress {
+            stage,
+            done,
+            total,
+            sent: s.sent,
+            failed: s.failed,
+        })
+    })?;
+    Ok((map.iter().map(|&i| answers[i].clone()).collect(), stats))
+}
+
+/// Questions with no answer in the ledger, the cache or the imported results.
+fn pending_questions(
+    store: &Store,
+    imported: Option<&BatchResults>,
+    questions: &[Question],
+) -> Result<Vec<Question>, TeacherError> {
+    let mut out = Vec::new();
+    for q in questions {
+        let known = store.lookup(&q.key, &q.label)?.is_some()
+            || imported.is_some_and(|b| b.contains_key(&q.key));
+        if !known {
+            out.push(q.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn exported_report(
+    run: &Run,
+    cands: &[Candidate],
+    plan_questions: &[Question],
+    path: &std::path::Path,
+    count: usize,
+) -> Report {
+    let asker = Asker::new(run.store, run.budget, &run.source, run.imported);
+    let mut summary = Summary::build(
+        run,
+        &[],
+        &[],
+        AskStats::default(),
+        AskStats::default(),
+        &asker,
+    );
+    summary.candidates = cands.len();
+    summary.plan_requests = plan_questions.len();
+    Report {
+        summary,
+        plans: Vec::new(),
+        candidates: Vec::new(),
+        estimate: None,
+        exported: Some((path.to_path_buf(), count)),
+    }
+}
+
+/// Judges every validation program on its problem's tests.
+fn judge_all(
+    run: &Run,
+    cands: &[Candidate],
+    states: &mut [State],
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<(), TeacherError> {
+    let todo: Vec<usize> = (0..cands.len())
+        .filter(|&i| states[i].outcome.is_none() && states[i].code.is_some())
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let pool = run.pool.ok_or_else(|| {
+        TeacherError::Config("validation needs the sandboxed Python workers".into())
+    })?;
+    let problems: Vec<Arc<Problem>> = run.problems.iter().cloned().map(Arc::new).collect();
+    let mut jobs = Vec::with_capacity(todo.len());
+    for &i in &todo {
+        let c = &cands[i];
+        let problem = &problems[c.problem];
+        let kind = run.config.judge.resolve(problem)?;
+        jobs.push(Job {
+            problem: problem.clone(),
+            sample: Sample {
+                problem_id: problem.id.clone(),
+                // The judge reports verdicts by sample index: use the candidate's position.
+                sample_idx: i,
+                code: states[i].code.clone().expect("filtered on code"),
+            },
+            kind,
+            limits: run.config.limits.clone(),
+        });
+    }
+    let total = jobs.len();
+    let mut done = 0;
+    let mut verdicts: Vec<SampleVerdict> = Vec::with_capacity(total);
+    pool.judge_all(jobs, &JudgeSettings::default(), |v| {
+        done += 1;
+        progress(Progress {
+            stage: Stage::Judge,
+            done,
+            total,
+            sent: 0,
+            failed: 0,
+        });
+        verdicts.push(v);
+    });
+    for v in verdicts {
+        let i = v.sample_idx;
+        let problem = &run.problems[cands[i].problem];
+        let total_tests = problem.test_count().max(1);
+        let passed_tests = v
+            .tests
+            .iter()
+            .filter(|t| t.status == codeplan_exec::judge::TestStatus::Pass)
+            .count()
+            .min(total_tests);
+        states[i].validation = Some(Validation {
+            code: states[i].code.clone().unwrap_or_default(),
+            passed: v.passed,
+            pass_fraction: if v.passed {
+                1.0
+            } else {
+                passed_tests as f64 / total_tests as f64
+            },
+            tests_passed: if v.passed { total_tests } else { passed_tests },
+            tests_total: total_tests,
+            status: snake(&v.status),
+            test_statuses: v.tests.iter().map(|t| snake(&t.status)).collect(),
+        });
+    }
+    Ok(())
+}
+
+fn snake<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Applies the acceptance policy, problem by problem.
+fn decide(run: &Run, cands: &[Candidate], states: &mut [State]) {
+    let config = run.config;
+    let mut by_problem: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, c) in cands.iter().enumerate() {
+        by_problem.entry(c.problem).or_default().push(i);
+    }
+    for members in by_problem.values() {
+        let accepts = |v: &Validation| {
+            if config.min_pass_fraction >= 1.0 {
+                v.passed
+            } else {
+                v.pass_fraction >= config.min_pass_fraction
+            }
+        };
+        for &i in members {
+            if states[i].outcome.is_some() {
+                continue;
+            }
+            states[i].outcome = Some(match (&states[i].validation, config.validate) {
+                (_, false) => Outcome::Kept,
+                (Some(v), true) if accepts(v) => Outcome::Kept,
+                _ => Outcome::FailedValidation,
+            });
+        }
+        let complete = members
+            .iter()
+            .all(|&i| !matches!(states[i].outcome, Some(Outcome::Pending { .. })));
+        let any_kept = members
+            .iter()
+            .any(|&i| states[i].outcome == Some(Outcome::Kept));
+        if !config.validate || any_kept || !complete {
+            continue;
+        }
+        match config.none_pass {
+            NonePass::Drop => {}
+            NonePass::Best => {
+                let best = members
+                    .iter()
+                    .filter_map(|&i| states[i].validation.as_ref().map(|v| (i, v.pass_fraction)))
+                    .fold(None::<(usize, f64)>, |acc, (i, f)| match acc {
+                        Some((_, g)) if g >= f => acc,
+                        _ => Some((i, f)),
+                    });
+                if let Some((i, _)) = best {
+                    states[i].outcome = Some(Outcome::KeptBest);
+                }
+            }
+            NonePass::Unvalidated => {
+                for &i in members {
+                    if matches!(
+                        states[i].outcome,
+                        Some(Outcome::FailedValidation | Outcome::BadCodeAnswer { .. })
+                    ) || matches!(
+                        &states[i].outcome,
+                        Some(Outcome::RequestFailed { stage, .. }) if stage == "code"
+                    ) {
+                        states[i].outcome = Some(Outcome::KeptUnvalidated);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Builds the output records, in problem then candidate order (so reruns and resumed runs
+/// write identical files).
+fn records(
+    run: &Run,
+    cands: &[Candidate],
+    states: Vec<State>,
+) -> (Vec<PlanRecord>, Vec<CandidateRecord>) {
+    let template_hash = run.templates.hash(run.config.reasoning);
+    let mut plans = Vec::new();
+    let mut records = Vec::new();
+    for (c, s) in cands.iter().zip(states) {
+        let problem = &run.problems[c.problem];
+        let outcome = s.outcome.expect("every candidate is decided");
+        if outcome.is_kept() {
+            plans.push(PlanRecord {
+                problem_id: problem.id.clone(),
+                plan: s.plan.clone().expect("kept plans have text"),
+                solution_idx: c.solution_idx,
+                sample_idx: c.sample_idx,
+                reasoning: run.config.reasoning.name().to_owned(),
+                validated: outcome == Outcome::Kept && run.config.validate,
+                validation: s.validation.clone(),
+                teacher_model: run.teacher.model.clone(),
+                template_hash: template_hash.clone(),
+                usage: s.usage,
+                difficulty: problem.difficulty.clone(),
+            });
+        }
+        records.push(CandidateRecord {
+            problem_id: problem.id.clone(),
+            candidate: c.index,
+            solution_idx: c.solution_idx,
+            sample_idx: c.sample_idx,
+            difficulty: problem.difficulty.clone(),
+            plan_key: s.plan_key,
+            plan: s.plan,
+            code_key: s.code_key,
+            validation: s.validation,
+            usage: s.usage,
+            outcome,
+        });
+    }
+    (plans, records)
+}
+
+/// Whether a stop reason ends the run with an error.
+pub fn stop_message(stop: &Stop, budget: &Budget) -> String {
+    match stop {
+        Stop::Budget => format!(
+            "stopped at the budget after {} new request(s) (${:.4} spent); answers so far are kept: \
+             rerun with a higher --max-cost/--max-requests to continue",
+            budget.sent(),
+            budget.spent()
+        ),
+        Stop::Fatal { message } => message.clone(),
+    }
+}

@@ -1,0 +1,382 @@
+//! The run's summary (`summary.json`, `summary.md`) and the dry run's estimate.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::ask::{unmatched_imports, AskStats, Asker, Question, Stop};
+use crate::budget::Price;
+use crate::distill::{Run, TeacherInfo};
+use crate::records::{CandidateRecord, PlanRecord};
+use crate::request::Usage;
+use crate::TeacherError;
+
+/// Validation per difficulty.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DifficultyStats {
+    /// Problems.
+    pub problems: usize,
+    /// Problems with at least one kept plan.
+    pub problems_with_plans: usize,
+    /// Candidate plans.
+    pub candidates: usize,
+    /// Candidates whose validation code was judged.
+    pub judged: usize,
+    /// Of those, how many met the acceptance policy.
+    pub passed: usize,
+    /// `passed / judged`.
+    pub pass_rate: Option<f64>,
+}
+
+/// Cost of the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cost {
+    /// Price used (USD per million tokens), when known.
+    pub price: Option<Price>,
+    /// Spent by the requests this run sent, USD.
+    pub spent_this_run: Option<f64>,
+    /// What all the answers the plans rest on cost (including reused ones), USD.
+    pub answers_value: Option<f64>,
+}
+
+/// Everything worth knowing about a finished run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The teacher.
+    pub teacher: TeacherInfo,
+    /// `backward` or `forward`.
+    pub reasoning: String,
+    /// sha256 of the templates.
+    pub template_hash: String,
+    /// Problems given.
+    pub problems: usize,
+    /// Problems skipped: no reference solution to explain (backward reasoning).
+    pub problems_without_solution: usize,
+    /// Candidate plans.
+    pub candidates: usize,
+    /// Plan requests (before deduplication).
+    pub plan_requests: usize,
+    /// Problems with at least one kept plan.
+    pub problems_with_plans: usize,
+    /// Plans kept.
+    pub plans_kept: usize,
+    /// Kept plans whose code met the policy.
+    pub plans_validated: usize,
+    /// Kept plans per problem that has any: mean, min, max.
+    pub plans_per_problem: Option<(f64, usize, usize)>,
+    /// Candidates per outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Validation per difficulty (`all` where the data has none).
+    pub per_difficulty: BTreeMap<String, DifficultyStats>,
+    /// Plan requests: reused, imported, sent, failed, retries.
+    pub plan_stage: AskStats,
+    /// Validation requests.
+    pub code_stage: AskStats,
+    /// Tokens of every answer the candidates rest on.
+    pub tokens: Usage,
+    /// Cost.
+    pub cost: Cost,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<Stop>,
+    /// Problems with candidates not yet asked (nothing kept for them yet).
+    pub incomplete_problems: Vec<String>,
+    /// Imported batch results that matched no request of this run.
+    pub unmatched_imports: usize,
+}
+
+impl Summary {
+    /// Summarises a run.
+    pub fn build(
+        run: &Run,
+        plans: &[PlanRecord],
+        candidates: &[CandidateRecord],
+        plan_stage: AskStats,
+        code_stage: AskStats,
+        asker: &Asker,
+    ) -> Summary {
+        let mut outcomes = BTreeMap::new();
+        let mut per_difficulty: BTreeMap<String, DifficultyStats> = BTreeMap::new();
+        let mut tokens = Usage::default();
+        let mut incomplete = std::collections::BTreeSet::new();
+        for p in run.problems {
+            per_difficulty
+                .entry(p.difficulty_label().to_owned())
+                .or_default()
+                .problems += 1;
+        }
+        for c in candidates {
+            *outcomes.entry(c.outcome.name().to_owned()).or_insert(0) += 1;
+            tokens.add(c.usage.plan);
+            tokens.add(c.usage.code);
+            let d = per_difficulty
+                .entry(c.difficulty.clone().unwrap_or_else(|| "all".into()))
+                .or_default();
+            d.candidates += 1;
+            if c.validation.is_some() {
+                d.judged += 1;
+                if c.outcome == crate::records::Outcome::Kept {
+                    d.passed += 1;
+                }
+            }
+            if c.outcome.name() == "pending" {
+                incomplete.insert(c.problem_id.clone());
+            }
+        }
+        let mut per_problem: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in plans {
+            *per_problem.entry(p.problem_id.as_str()).or_insert(0) += 1;
+        }
+        for p in run.problems {
+            if per_problem.contains_key(p.id.as_str()) {
+                per_difficulty
+                    .entry(p.difficulty_label().to_owned())
+                    .or_default()
+                    .problems_with_plans += 1;
+            }
+        }
+        for d in per_difficulty.values_mut() {
+            d.pass_rate = (d.judged > 0).then(|| d.passed as f64 / d.judged as f64);
+        }
+        let counts: Vec<usize> = per_problem.values().copied().collect();
+        let plans_per_problem = (!counts.is_empty()).then(|| {
+            (
+                counts.iter().sum::<usize>() as f64 / counts.len() as f64,
+                *counts.iter().min().expect("non-empty"),
+                *counts.iter().max().expect("non-empty"),
+            )
+        });
+        let price = run.budget.price();
+        let unmatched = run.imported.map_or(0, |b| {
+            unmatched_imports(b, &asker.used_imports.lock().expect("imports lock")).len()
+        });
+        Summary {
+            teacher: run.teacher.clone(),
+            reasoning: run.config.reasoning.name().to_owned(),
+            template_hash: run.templates.hash(run.config.reasoning),
+            problems: run.problems.len(),
+            problems_without_solution: match run.config.reasoning {
+                crate::prompts::Reasoning::Backward => run
+                    .problems
+                    .iter()
+                    .filter(|p| p.solutions.iter().all(|s| s.trim().is_empty()))
+                    .count(),
+                crate::prompts::Reasoning::Forward => 0,
+            },
+            candidates: candidates.len(),
+            plan_requests: plan_stage.questions,
+            problems_with_plans: per_problem.len(),
+            plans_kept: plans.len(),
+            plans_validated: plans.iter().filter(|p| p.validated).count(),
+            plans_per_problem,
+            outcomes,
+            per_difficulty,
+            plan_stage,
+            code_stage,
+            tokens,
+            cost: Cost {
+                price,
+                spent_this_run: price.map(|_| run.budget.spent()),
+                answers_value: price.map(|p| p.cost(tokens)),
+            },
+            stopped: asker.stopped(),
+            incomplete_problems: incomplete.into_iter().collect(),
+            unmatched_imports: unmatched,
+        }
+    }
+
+    /// The summary as a Markdown report.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# codeplan distill\n");
+        let _ = writeln!(
+            s,
+            "Teacher `{}` ({}), {} reasoning, templates `{}`.\n",
+            self.teacher.model,
+            self.teacher.identity,
+            self.reasoning,
+            &self.template_hash[..12]
+        );
+        let _ = writeln!(
+            s,
+            "- problems: {} ({} with kept plans{})",
+            self.problems,
+            self.problems_with_plans,
+            if self.problems_without_solution > 0 {
+                format!(
+                    "; {} skipped: no reference solution",
+                    self.problems_without_solution
+                )
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "- candidate plans: {}; kept: {} ({} validated)",
+            self.candidates, self.plans_kept, self.plans_validated
+        );
+        if let Some((mean, min, max)) = self.plans_per_problem {
+            let _ = writeln!(
+                s,
+                "- kept plans per problem: mean {mean:.2}, min {min}, max {max}"
+            );
+        }
+        let outcomes: Vec<String> = self
+            .outcomes
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(s, "- outcomes: {}", outcomes.join(", "));
+        let _ = writeln!(
+            s,
+            "\n| difficulty | problems | with plans | candidates | judged | passed | pass rate |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        for (name, d) in &self.per_difficulty {
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} | {} |",
+                d.problems,
+                d.problems_with_plans,
+                d.candidates,
+                d.judged,
+                d.passed,
+                d.pass_rate
+                    .map_or("–".into(), |r| format!("{:.1}%", 100.0 * r))
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n| requests | questions | reused | imported | sent | failed | retries | not sent |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (name, a) in [("plan", &self.plan_stage), ("code", &self.code_stage)] {
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+                a.questions, a.reused, a.imported, a.sent, a.failed, a.retries, a.not_sent
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\nTokens of the answers used: {} prompt, {} completion.",
+            self.tokens.prompt_tokens, self.tokens.completion_tokens
+        );
+        match (
+            &self.cost.price,
+            self.cost.spent_this_run,
+            self.cost.answers_value,
+        ) {
+            (Some(p), Some(spent), Some(value)) => {
+                let _ = writeln!(
+                    s,
+                    "Cost at ${}/${} per million tokens: ${spent:.4} spent by this run; ${value:.4} for all answers used.",
+                    p.input, p.output
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    s,
+                    "Cost: no price known for this model (give --price-in/--price-out)."
+                );
+            }
+        }
+        if let Some(stop) = &self.stopped {
+            let _ = writeln!(s, "\n**Stopped early**: {stop:?}.");
+        }
+        if !self.incomplete_problems.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n{} problem(s) not finished (rerun to continue): {}",
+                self.incomplete_problems.len(),
+                self.incomplete_problems.join(", ")
+            );
+        }
+        if self.unmatched_imports > 0 {
+            let _ = writeln!(
+                s,
+                "\n{} imported batch result(s) matched no request of this run (other settings?).",
+                self.unmatched_imports
+            );
+        }
+        s
+    }
+}
+
+/// What a dry run expects the run to ask.
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    /// Plan requests still to send.
+    pub plan_requests: usize,
+    /// Validation requests still to send (one per plan not yet known, at most).
+    pub code_requests: usize,
+    /// Answers already on disk (ledger, cache or imported).
+    pub reused: usize,
+    /// Estimated prompt tokens of the requests to send (4 characters per token).
+    pub prompt_tokens: usize,
+    /// Most completion tokens they may take (`max_tokens` each).
+    pub max_completion_tokens: usize,
+    /// Most they may cost, USD, when a price is known.
+    pub max_cost: Option<f64>,
+}
+
+/// Counts the requests a run would still send.
+pub fn estimate(
+    run: &Run,
+    plan_questions: &[Question],
+    code_questions: &[Question],
+    unknown_code: usize,
+    asker: &Asker,
+) -> Result<Estimate, TeacherError> {
+    let mut e = Estimate {
+        plan_requests: 0,
+        code_requests: 0,
+        reused: 0,
+        prompt_tokens: 0,
+        max_completion_tokens: 0,
+        max_cost: None,
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (is_plan, q) in plan_questions
+        .iter()
+        .map(|q| (true, q))
+        .chain(code_questions.iter().map(|q| (false, q)))
+    {
+        if !seen.insert(q.key.as_str()) {
+            continue;
+        }
+        let known = asker.store.lookup(&q.key, &q.label)?.is_some()
+            || asker.imported.is_some_and(|b| b.contains_key(&q.key));
+        if known {
+            e.reused += 1;
+            continue;
+        }
+        if is_plan {
+            e.plan_requests += 1;
+        } else {
+            e.code_requests += 1;
+        }
+        e.prompt_tokens += q.request.estimated_prompt_tokens();
+        e.max_completion_tokens += q.request.max_tokens;
+    }
+    if unknown_code > 0 {
+        // A validation prompt is about the problem plus the plan (at most its max_tokens).
+        let typical = run
+            .problems
+            .iter()
+            .map(|p| p.question.len() / 4 + 200)
+            .sum::<usize>()
+            / run.problems.len().max(1);
+        e.code_requests += unknown_code;
+        e.prompt_tokens += unknown_code * (typical + run.config.plan.max_tokens);
+        e.max_completion_tokens += unknown_code * run.config.code.max_tokens;
+    }
+    e.max_cost = run.budget.price().map(|p| {
+        p.cost(Usage {
+            prompt_tokens: e.prompt_tokens,
+            completion_tokens: e.max_completion_tokens,
+        })
+    });
+    Ok(e)
+}
