@@ -283,7 +283,11 @@ impl Summary {
             }
         }
         if let Some(stop) = &self.stopped {
-            let _ = writeln!(s, "\n**Stopped early**: {stop:?}.");
+            let why = match stop {
+                Stop::Budget => "the budget (--max-cost / --max-requests) was reached".to_owned(),
+                Stop::Fatal { message } => message.clone(),
+            };
+            let _ = writeln!(s, "\n**Stopped early**: {why}.");
         }
         if !self.incomplete_problems.is_empty() {
             let _ = writeln!(

@@ -1,8 +1,9 @@
 //! `codeplan`: distil a large model's solution plans into a small code model — and measure it.
 //!
 //! This binary only parses arguments and wires the library crates together; the logic lives
-//! in `codeplan-data` (problems, samples), `codeplan-exec` (sandboxed judging, metrics) and
-//! `codeplan-model` (models: fetching, resolving, running).
+//! in `codeplan-data` (problems, samples), `codeplan-exec` (sandboxed judging, metrics),
+//! `codeplan-model` (models: fetching, resolving, running), `codeplan-teacher` (plans),
+//! `codeplan-train` (fine-tuning) and `codeplan-serve` (the HTTP server).
 
 mod commands;
 mod model_args;
@@ -15,7 +16,7 @@ use clap::{Parser, Subcommand};
 
 /// codeplan: distill → train → generate → evaluate (sandboxed) → serve.
 ///
-/// WARNING: `eval` and `data check` EXECUTE model-written (untrusted) Python code. codeplan
+/// WARNING: `eval`, `distill` and `data check` EXECUTE model-written (untrusted) Python code. codeplan
 /// runs it only inside an OS sandbox (namespaces, read-only filesystem, Landlock, seccomp,
 /// rlimits, cgroups) and reports which layers are in force; pass `--require-sandbox` to
 /// refuse to run without all of them.
@@ -28,6 +29,7 @@ struct Cli {
 
 const EXAMPLES: &str = "\
 Examples:
+  codeplan distill --data data/apps/train.jsonl --teacher local:qwen2.5-coder-1.5b --out plans/
   codeplan generate --model smollm2-135m --data data/apps/test.jsonl --n 5 --out samples.jsonl
   codeplan train --model qwen2.5-coder-0.5b --data data/apps/train.jsonl --plans plans.jsonl --out runs/codeplan
   codeplan serve --model qwen2.5-coder-0.5b --port 8080
@@ -39,6 +41,13 @@ Examples:
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Have a teacher model write solution plans, validated by running the code they lead to.
+    ///
+    /// Backward reasoning (the teacher explains known-correct solutions) or forward; several
+    /// plans per problem; for each plan the teacher writes code from the problem and the plan
+    /// alone, and it is judged IN THE SANDBOX on the problem's tests. Every answer is kept in
+    /// an fsynced ledger and a shared cache: reruns ask nothing twice.
+    Distill(Box<commands::distill::DistillArgs>),
     /// Judge samples against problems' tests in the sandbox and report pass@k.
     ///
     /// EXECUTES UNTRUSTED CODE: every sample is a program written by a model. It runs only
@@ -76,6 +85,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Distill(args) => commands::distill::run(*args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),

@@ -56,3 +56,18 @@ pub fn problems_bar(total: usize) -> ProgressBar {
     );
     bar
 }
+
+/// A bar for one stage of a run (`plans`, `code`, `judge`), with rate, ETA and a message.
+pub fn stage_bar(total: usize, stage: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner:.green} [{elapsed_precise}] {prefix:>5} {bar:40.cyan/blue} {pos}/{len} \
+             ({per_sec}, ETA {eta}) {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(stage);
+    bar
+}

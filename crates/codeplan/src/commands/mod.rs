@@ -1,6 +1,7 @@
 //! One module per verb.
 
 pub mod data;
+pub mod distill;
 pub mod eval;
 pub mod generate;
 pub mod models;
