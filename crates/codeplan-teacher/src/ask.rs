@@ -20,12 +20,20 @@ use crate::TeacherError;
 /// A teacher that answers chat requests.
 pub enum Teacher {
     /// An OpenAI-compatible server.
-    Http(HttpTeacher),
+    Http(Box<HttpTeacher>),
     /// A model in this process.
     Local(LocalTeacher),
 }
 
 impl Teacher {
+    /// Most requests it takes at once.
+    pub fn concurrency(&self) -> usize {
+        match self {
+            Teacher::Http(t) => t.concurrency(),
+            Teacher::Local(t) => t.concurrency(),
+        }
+    }
+
     async fn chat(&self, request: &ChatRequest) -> Result<crate::client::Answer, Failure> {
         match self {
             Teacher::Http(t) => t.chat(request).await,
@@ -185,6 +193,8 @@ impl<'a> Asker<'a> {
         }
         let settled = AtomicUsize::new(questions.len() - pending.len());
         on_done(settled.load(Ordering::Relaxed), stats);
+        // No more futures than the teacher takes at once: the stop and budget checks happen
+        // right before each request is sent, so a fatal answer or a cap stops the rest.
         let teacher = match self.source {
             Source::Teacher(t) if self.stopped().is_none() => Some(*t),
             _ => None,
@@ -197,8 +207,9 @@ impl<'a> Asker<'a> {
                 .build()
                 .map_err(|e| TeacherError::Config(format!("starting the async runtime: {e}")))?;
             let record_error = Mutex::new(None);
-            runtime.block_on(
-                stream::iter(pending.iter().copied()).for_each_concurrent(256, |i| {
+            runtime.block_on(stream::iter(pending.iter().copied()).for_each_concurrent(
+                teacher.concurrency(),
+                |i| {
                     let q = &questions[i];
                     let shared = &shared;
                     let halted = &halted;
@@ -217,8 +228,8 @@ impl<'a> Asker<'a> {
                         let done = settled.fetch_add(1, Ordering::Relaxed) + 1;
                         on_done(done, s.0);
                     }
-                }),
-            );
+                },
+            ));
             if let Some(e) = record_error.into_inner().expect("error lock") {
                 return Err(e);
             }

@@ -127,6 +127,11 @@ impl HttpTeacher {
         })
     }
 
+    /// Most requests in flight.
+    pub fn concurrency(&self) -> usize {
+        self.config.concurrency
+    }
+
     /// The endpoint requests go to.
     pub fn url(&self) -> &str {
         &self.url

@@ -18,6 +18,7 @@ pub struct LocalTeacher {
     engine: Engine,
     model: Arc<Model>,
     slots: Semaphore,
+    concurrency: usize,
 }
 
 impl LocalTeacher {
@@ -35,7 +36,13 @@ impl LocalTeacher {
             engine,
             model,
             slots: Semaphore::new(concurrency),
+            concurrency,
         }
+    }
+
+    /// Most requests decoded together.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// The model's name.

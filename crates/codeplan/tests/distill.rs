@@ -34,10 +34,29 @@ fn server() -> Server {
 /// cut at 24 tokens (so it is recorded as a bad answer and kept unvalidated).
 fn args(url: &str, out: &Path, cache: &Path) -> Vec<String> {
     [
-        "distill", "--data", "data/apps/train.jsonl", "--ids", "2004,60", "--teacher-url", url,
-        "--teacher-model", "smollm2-135m", "--plans-per-problem", "2", "--max-tokens", "96",
-        "--code-max-tokens", "24", "--templates", TEMPLATES, "--when-none-pass", "unvalidated",
-        "--concurrency", "1", "--retry-base", "0.05",
+        "distill",
+        "--data",
+        "data/apps/train.jsonl",
+        "--ids",
+        "2004,60",
+        "--teacher-url",
+        url,
+        "--teacher-model",
+        "smollm2-135m",
+        "--plans-per-problem",
+        "2",
+        "--max-tokens",
+        "96",
+        "--code-max-tokens",
+        "24",
+        "--templates",
+        TEMPLATES,
+        "--when-none-pass",
+        "unvalidated",
+        "--concurrency",
+        "1",
+        "--retry-base",
+        "0.05",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -109,12 +128,19 @@ fn a_run_keeps_every_answer_and_a_rerun_asks_nothing() {
     let plan_q = s["plan_stage"]["questions"].as_u64().unwrap() as usize;
     let code_q = s["code_stage"]["questions"].as_u64().unwrap() as usize;
     assert_eq!(plan_q, 4);
-    assert_eq!(sent, plan_q + code_q, "one request per question, nothing repeated");
+    assert_eq!(
+        sent,
+        plan_q + code_q,
+        "one request per question, nothing repeated"
+    );
     for c in &candidates {
-        assert!(c["outcome"].is_string(), "every candidate has an outcome: {c}");
+        assert!(
+            c["outcome"].is_string(),
+            "every candidate has an outcome: {c}"
+        );
         assert_ne!(c["outcome"], "pending");
         assert_ne!(c["outcome"], "request_failed", "{c}");
-        assert_eq!(c["usage"]["plan"]["prompt_tokens"].as_u64().is_some(), true);
+        assert!(c["usage"]["plan"]["prompt_tokens"].as_u64().is_some());
     }
     let plans = jsonl(&out.join("plans.jsonl"));
     for p in &plans {
@@ -136,7 +162,10 @@ fn a_run_keeps_every_answer_and_a_rerun_asks_nothing() {
 
     // The key went to the server, and nowhere else.
     for seen in proxy.seen() {
-        assert_eq!(seen.authorization.as_deref(), Some(&*format!("Bearer {secret}")));
+        assert_eq!(
+            seen.authorization.as_deref(),
+            Some(&*format!("Bearer {secret}"))
+        );
     }
     for dir in [&out, &cache] {
         for entry in walk(dir) {
@@ -154,18 +183,27 @@ fn a_run_keeps_every_answer_and_a_rerun_asks_nothing() {
     let o = run(&args(&proxy.url(), &out, &cache));
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(proxy.seen().len(), sent, "a rerun sent requests");
-    assert_eq!(std::fs::read(out.join("plans.jsonl")).unwrap(), plans_before);
+    assert_eq!(
+        std::fs::read(out.join("plans.jsonl")).unwrap(),
+        plans_before
+    );
     // A new folder with the same settings: answered from the shared cache.
     let other = tmp.path().join("other");
     let o = run(&args(&proxy.url(), &other, &cache));
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(proxy.seen().len(), sent);
-    assert_eq!(std::fs::read(other.join("plans.jsonl")).unwrap(), plans_before);
+    assert_eq!(
+        std::fs::read(other.join("plans.jsonl")).unwrap(),
+        plans_before
+    );
     assert_eq!(summary(&other)["plan_stage"]["reused"], 4);
 
     // Changing a validation setting re-asks only the validation requests.
     let mut changed = args(&proxy.url(), &out, &cache);
-    let i = changed.iter().position(|a| a == "--code-max-tokens").unwrap();
+    let i = changed
+        .iter()
+        .position(|a| a == "--code-max-tokens")
+        .unwrap();
     changed[i + 1] = "20".into();
     let o = run(&changed);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -180,14 +218,20 @@ fn a_run_keeps_every_answer_and_a_rerun_asks_nothing() {
     let o = run(&dry);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let stdout = text(&o.stdout);
-    assert!(stdout.contains("requests to send: 0 plan + 0 validation"), "{stdout}");
+    assert!(
+        stdout.contains("requests to send: 0 plan + 0 validation"),
+        "{stdout}"
+    );
     assert_eq!(proxy.seen().len(), sent + code_q);
     // And with more candidates: the new plan requests are counted, not sent.
     let k = dry.iter().position(|a| a == "--plans-per-problem").unwrap();
     dry[k + 1] = "3".into();
     let o = run(&dry);
     let stdout = text(&o.stdout);
-    assert!(stdout.contains("requests to send: 2 plan + 2 validation"), "{stdout}");
+    assert!(
+        stdout.contains("requests to send: 2 plan + 2 validation"),
+        "{stdout}"
+    );
     assert_eq!(proxy.seen().len(), sent + code_q);
 }
 
@@ -213,7 +257,7 @@ fn faults_are_retried_and_every_request_is_accounted_for() {
     let faults = [
         Fault::RateLimit,
         Fault::ServerError,
-        Fault::Hang(Duration::from_secs(4)),
+        Fault::Hang(Duration::from_secs(35)),
         Fault::Truncated,
         Fault::Malformed,
     ];
@@ -221,7 +265,12 @@ fn faults_are_retried_and_every_request_is_accounted_for() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let mut a = args(&proxy.url(), &out, &tmp.path().join("cache"));
-    a.extend(["--request-timeout".into(), "1.5".into()]);
+    // Short answers, and a timeout far above their time on a loaded machine but below the hang.
+    for (flag, value) in [("--max-tokens", "32"), ("--code-max-tokens", "16")] {
+        let i = a.iter().position(|x| x == flag).unwrap();
+        a[i + 1] = value.into();
+    }
+    a.extend(["--request-timeout".into(), "30".into()]);
     let started = Instant::now();
     let o = run(&a);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -232,7 +281,8 @@ fn faults_are_retried_and_every_request_is_accounted_for() {
         + s["code_stage"]["questions"].as_u64().unwrap()) as usize;
     let retries = (s["plan_stage"]["retries"].as_u64().unwrap()
         + s["code_stage"]["retries"].as_u64().unwrap()) as usize;
-    assert_eq!(retries, faults.len(), "{s}");
+    let ledger = std::fs::read_to_string(out.join("ledger.jsonl")).unwrap();
+    assert_eq!(retries, faults.len(), "{s}\n{ledger}");
     assert_eq!(proxy.seen().len(), questions + faults.len());
     // Every question got its answer once; the faults are in the first answer's record.
     assert_eq!(ledger_answers(&out).len(), questions);
@@ -284,7 +334,10 @@ fn a_server_that_keeps_failing_is_recorded_and_a_quota_error_is_not_retried() {
     let o = run(&args(&broke.url(), &out, &tmp.path().join("cache")));
     assert!(!o.status.success());
     let err = text(&o.stderr);
-    assert!(err.contains("quota") && err.contains("retrying will not help"), "{err}");
+    assert!(
+        err.contains("quota") && err.contains("retrying will not help"),
+        "{err}"
+    );
     assert_eq!(broke.seen().len(), 1, "an exhausted quota is not retried");
 }
 
@@ -323,8 +376,14 @@ fn a_killed_run_resumes_without_repeating_an_answered_request() {
         if lines >= 3 {
             break;
         }
-        assert!(Instant::now() < deadline, "the run never answered 3 requests");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before the kill");
+        assert!(
+            Instant::now() < deadline,
+            "the run never answered 3 requests"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the kill"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     child.kill().unwrap(); // SIGKILL
@@ -355,7 +414,11 @@ fn a_killed_run_resumes_without_repeating_an_answered_request() {
         );
     }
     // At most the one request in flight at the kill was asked twice.
-    assert!(run2.len() <= needed + 1, "{} requests for {needed}", run2.len());
+    assert!(
+        run2.len() <= needed + 1,
+        "{} requests for {needed}",
+        run2.len()
+    );
     ledger_answers(&killed);
 }
 
@@ -372,7 +435,11 @@ fn a_budget_cap_stops_cleanly_and_a_rerun_continues() {
     a.extend(["--max-requests".into(), "3".into()]);
     let o = run(&a);
     assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("stopped at the budget after 3 new request(s)"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("stopped at the budget after 3 new request(s)"),
+        "{}",
+        text(&o.stderr)
+    );
     assert_eq!(proxy.seen().len(), 3);
     let s = summary(&out);
     assert_eq!(s["stopped"]["reason"], "budget");
@@ -388,7 +455,11 @@ fn a_budget_cap_stops_cleanly_and_a_rerun_continues() {
     let s = summary(&out);
     let questions = (s["plan_stage"]["questions"].as_u64().unwrap()
         + s["code_stage"]["questions"].as_u64().unwrap()) as usize;
-    assert_eq!(proxy.seen().len(), questions, "the 3 paid answers were not asked again");
+    assert_eq!(
+        proxy.seen().len(),
+        questions,
+        "the 3 paid answers were not asked again"
+    );
     assert!(s["stopped"].is_null());
 }
 
@@ -418,9 +489,21 @@ fn batch_files_export_and_import_through_both_stages() {
     let out = tmp.path().join("run");
     let base = |extra: &[&str]| -> Vec<String> {
         let mut a: Vec<String> = [
-            "distill", "--data", "data/apps/train.jsonl", "--ids", "2004,60", "--teacher-model",
-            "smollm2-135m", "--plans-per-problem", "2", "--max-tokens", "96", "--templates",
-            TEMPLATES, "--no-cache", "--out",
+            "distill",
+            "--data",
+            "data/apps/train.jsonl",
+            "--ids",
+            "2004,60",
+            "--teacher-model",
+            "smollm2-135m",
+            "--plans-per-problem",
+            "2",
+            "--max-tokens",
+            "96",
+            "--templates",
+            TEMPLATES,
+            "--no-cache",
+            "--out",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -449,7 +532,10 @@ fn batch_files_export_and_import_through_both_stages() {
 
     let code_requests = tmp.path().join("code-requests.jsonl");
     let o = run(&base(&[
-        "--batch-import", results.to_str().unwrap(), "--batch-export", code_requests.to_str().unwrap(),
+        "--batch-import",
+        results.to_str().unwrap(),
+        "--batch-export",
+        code_requests.to_str().unwrap(),
     ]));
     assert!(o.status.success(), "{}", text(&o.stderr));
     let code_lines = jsonl(&code_requests);
@@ -458,7 +544,8 @@ fn batch_files_export_and_import_through_both_stages() {
     // 2004's tests and fails 60's.
     let problems = jsonl(&repo().join("data/apps/train.jsonl"));
     let p2004 = problems.iter().find(|p| p["problem_id"] == 2004).unwrap();
-    let solutions: Vec<String> = serde_json::from_str(p2004["solutions"].as_str().unwrap()).unwrap();
+    let solutions: Vec<String> =
+        serde_json::from_str(p2004["solutions"].as_str().unwrap()).unwrap();
     let answer = format!("```python\n{}\n```", solutions[0]);
     let code_results = tmp.path().join("code-results.jsonl");
     let mut text_out = String::new();
@@ -470,19 +557,32 @@ fn batch_files_export_and_import_through_both_stages() {
     }
     std::fs::write(&code_results, text_out).unwrap();
     let o = run(&base(&[
-        "--batch-import", code_results.to_str().unwrap(), "--batch-export",
-        tmp.path().join("none.jsonl").to_str().unwrap(), "--when-none-pass", "drop",
+        "--batch-import",
+        code_results.to_str().unwrap(),
+        "--batch-export",
+        tmp.path().join("none.jsonl").to_str().unwrap(),
+        "--when-none-pass",
+        "drop",
     ]));
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(!tmp.path().join("none.jsonl").exists(), "nothing left to export");
+    assert!(
+        !tmp.path().join("none.jsonl").exists(),
+        "nothing left to export"
+    );
 
     let candidates = jsonl(&out.join("candidates.jsonl"));
-    let judged: Vec<&Value> = candidates.iter().filter(|c| !c["validation"].is_null()).collect();
+    let judged: Vec<&Value> = candidates
+        .iter()
+        .filter(|c| !c["validation"].is_null())
+        .collect();
     assert_eq!(judged.len(), code_lines.len());
     for c in judged {
         let passed = c["validation"]["passed"].as_bool().unwrap();
         assert_eq!(passed, c["problem_id"] == "2004", "{c}");
-        assert_eq!(c["outcome"], if passed { "kept" } else { "failed_validation" });
+        assert_eq!(
+            c["outcome"],
+            if passed { "kept" } else { "failed_validation" }
+        );
         assert_eq!(c["validation"]["tests_total"], if passed { 19 } else { 1 });
     }
     for p in jsonl(&out.join("plans.jsonl")) {
@@ -506,9 +606,21 @@ fn a_local_teacher_needs_no_server() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let a: Vec<String> = [
-        "distill", "--data", "data/apps/train.jsonl", "--ids", "2004", "--teacher",
-        "local:smollm2-135m", "--plans-per-problem", "1", "--max-tokens", "96", "--templates",
-        TEMPLATES, "--no-validate", "--cache-dir",
+        "distill",
+        "--data",
+        "data/apps/train.jsonl",
+        "--ids",
+        "2004",
+        "--teacher",
+        "local:smollm2-135m",
+        "--plans-per-problem",
+        "1",
+        "--max-tokens",
+        "96",
+        "--templates",
+        TEMPLATES,
+        "--no-validate",
+        "--cache-dir",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -525,7 +637,10 @@ fn a_local_teacher_needs_no_server() {
     assert_eq!(plans[0]["validated"], false);
     assert!(plans[0]["validation"].is_null());
     let s = summary(&out);
-    assert!(s["teacher"]["identity"].as_str().unwrap().starts_with("local:smollm2-135m:"));
+    assert!(s["teacher"]["identity"]
+        .as_str()
+        .unwrap()
+        .starts_with("local:smollm2-135m:"));
     assert_eq!(s["plan_stage"]["sent"], 1);
     let o = run(&a);
     assert!(o.status.success(), "{}", text(&o.stderr));
@@ -538,21 +653,61 @@ fn bad_settings_are_named_before_any_work() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("o");
     let o = out.to_str().unwrap();
-    let base = ["distill", "--data", "data/apps/train.jsonl", "--ids", "2004", "--out", o];
-    let url = ["--teacher-url", "http://127.0.0.1:9/v1", "--teacher-model", "m"];
+    let base = [
+        "distill",
+        "--data",
+        "data/apps/train.jsonl",
+        "--ids",
+        "2004",
+        "--out",
+        o,
+    ];
+    let url = [
+        "--teacher-url",
+        "http://127.0.0.1:9/v1",
+        "--teacher-model",
+        "m",
+    ];
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec![], "no teacher given"),
         (vec!["--teacher", "qwen"], "--teacher must be local:NAME"),
-        (vec!["--teacher-url", "http://x/v1"], "--teacher-url needs --teacher-model"),
+        (
+            vec!["--teacher-url", "http://x/v1"],
+            "--teacher-url needs --teacher-model",
+        ),
         (vec!["--teacher-model", "m"], "needs --teacher-url"),
-        (vec!["--teacher-url", "ftp://x", "--teacher-model", "m"], "must start with http"),
-        ([&url[..], &["--plans-per-problem", "0"]].concat(), "--plans-per-problem must be at least 1"),
-        ([&url[..], &["--min-pass-fraction", "1.5"]].concat(), "--min-pass-fraction must be in (0, 1]"),
-        ([&url[..], &["--temperature", "-1"]].concat(), "--temperature must be a number"),
-        ([&url[..], &["--max-cost", "5"]].concat(), "--max-cost needs a price"),
-        ([&url[..], &["--price-in", "1"]].concat(), "give both --price-in and --price-out"),
-        ([&url[..], &["--api-key-env", "CODEPLAN_NO_SUCH_VAR"]].concat(), "CODEPLAN_NO_SUCH_VAR"),
-        ([&url[..], &["--concurrency", "0"]].concat(), "--concurrency must be at least 1"),
+        (
+            vec!["--teacher-url", "ftp://x", "--teacher-model", "m"],
+            "must start with http",
+        ),
+        (
+            [&url[..], &["--plans-per-problem", "0"]].concat(),
+            "--plans-per-problem must be at least 1",
+        ),
+        (
+            [&url[..], &["--min-pass-fraction", "1.5"]].concat(),
+            "--min-pass-fraction must be in (0, 1]",
+        ),
+        (
+            [&url[..], &["--temperature", "-1"]].concat(),
+            "--temperature must be a number",
+        ),
+        (
+            [&url[..], &["--max-cost", "5"]].concat(),
+            "--max-cost needs a price",
+        ),
+        (
+            [&url[..], &["--price-in", "1"]].concat(),
+            "give both --price-in and --price-out",
+        ),
+        (
+            [&url[..], &["--api-key-env", "CODEPLAN_NO_SUCH_VAR"]].concat(),
+            "CODEPLAN_NO_SUCH_VAR",
+        ),
+        (
+            [&url[..], &["--concurrency", "0"]].concat(),
+            "--concurrency must be at least 1",
+        ),
     ];
     for (extra, want) in cases {
         let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
@@ -563,7 +718,11 @@ fn bad_settings_are_named_before_any_work() {
     }
     // A template with an unknown placeholder: file, section and name.
     let t = tmp.path().join("t.toml");
-    std::fs::write(&t, "[code]\nsystem = \"\"\nuser = \"{{ plan }} {{ soluton }}\"\n").unwrap();
+    std::fs::write(
+        &t,
+        "[code]\nsystem = \"\"\nuser = \"{{ plan }} {{ soluton }}\"\n",
+    )
+    .unwrap();
     let args: Vec<&str> = base
         .iter()
         .copied()
@@ -571,17 +730,37 @@ fn bad_settings_are_named_before_any_work() {
         .chain(["--templates", t.to_str().unwrap()])
         .collect();
     let err = text(&codeplan(&args).stderr);
-    assert!(err.contains("t.toml") && err.contains("[code] user") && err.contains("soluton"), "{err}");
+    assert!(
+        err.contains("t.toml") && err.contains("[code] user") && err.contains("soluton"),
+        "{err}"
+    );
     // A malformed batch results file: file and line.
     let r = tmp.path().join("results.jsonl");
-    std::fs::write(&r, format!("{{\"custom_id\": \"{}\", \"response\": {{}}}}\n", "a".repeat(64))).unwrap();
+    std::fs::write(
+        &r,
+        format!(
+            "{{\"custom_id\": \"{}\", \"response\": {{}}}}\n",
+            "a".repeat(64)
+        ),
+    )
+    .unwrap();
     let args: Vec<&str> = base
         .iter()
         .copied()
-        .chain(["--teacher-model", "m", "--batch-export", "x.jsonl", "--batch-import", r.to_str().unwrap()])
+        .chain([
+            "--teacher-model",
+            "m",
+            "--batch-export",
+            "x.jsonl",
+            "--batch-import",
+            r.to_str().unwrap(),
+        ])
         .collect();
     let err = text(&codeplan(&args).stderr);
-    assert!(err.contains("results.jsonl line 1") && err.contains("status_code"), "{err}");
+    assert!(
+        err.contains("results.jsonl line 1") && err.contains("status_code"),
+        "{err}"
+    );
     // A damaged ledger is named, and left as it is.
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("ledger.jsonl"), "garbage\n{}\n").unwrap();
@@ -592,5 +771,8 @@ fn bad_settings_are_named_before_any_work() {
         .collect();
     let err = text(&codeplan(&args).stderr);
     assert!(err.contains("ledger.jsonl line 1"), "{err}");
-    assert_eq!(std::fs::read_to_string(out.join("ledger.jsonl")).unwrap(), "garbage\n{}\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("ledger.jsonl")).unwrap(),
+        "garbage\n{}\n"
+    );
 }

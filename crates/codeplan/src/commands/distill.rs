@@ -20,8 +20,8 @@ use codeplan_teacher::request::Sampling;
 use codeplan_teacher::retry::RetryPolicy;
 use codeplan_teacher::store::Store;
 use codeplan_teacher::{
-    distill, local_identity, write_outputs, DistillConfig, NonePass, PlanSampling, Reasoning,
-    Run, Source, Teacher, TeacherInfo, Templates,
+    distill, local_identity, write_outputs, DistillConfig, NonePass, PlanSampling, Reasoning, Run,
+    Source, Teacher, TeacherInfo, Templates,
 };
 use codeplan_train::data::sha256_path;
 
@@ -234,11 +234,37 @@ impl DistillArgs {
             ($($field:ident),*) => { $( self.$field = self.$field.take().or(f.$field); )* };
         }
         or!(
-            teacher, teacher_url, teacher_model, api_key_env, models_dir, plans_per_problem,
-            plan_sampling, reasoning, templates, temperature, top_p, max_tokens, code_temperature,
-            code_max_tokens, seed, min_pass_fraction, when_none_pass, leak_lines, leak_tokens,
-            concurrency, rpm, tpm, request_timeout, max_retries, retry_base, max_cost,
-            max_requests, price_in, price_out, cache_dir, out
+            teacher,
+            teacher_url,
+            teacher_model,
+            api_key_env,
+            models_dir,
+            plans_per_problem,
+            plan_sampling,
+            reasoning,
+            templates,
+            temperature,
+            top_p,
+            max_tokens,
+            code_temperature,
+            code_max_tokens,
+            seed,
+            min_pass_fraction,
+            when_none_pass,
+            leak_lines,
+            leak_tokens,
+            concurrency,
+            rpm,
+            tpm,
+            request_timeout,
+            max_retries,
+            retry_base,
+            max_cost,
+            max_requests,
+            price_in,
+            price_out,
+            cache_dir,
+            out
         );
         self.no_validate |= f.no_validate;
         self.allow_fences |= f.allow_fences;
@@ -318,9 +344,14 @@ impl DistillArgs {
 /// Which teacher the flags name.
 enum TeacherChoice {
     Local(String),
-    Http { url: String, model: String },
+    Http {
+        url: String,
+        model: String,
+    },
     /// Only a model name: batch files and dry runs need no server.
-    Offline { model: String },
+    Offline {
+        model: String,
+    },
 }
 
 fn teacher_choice(args: &DistillArgs) -> Result<TeacherChoice> {
@@ -571,7 +602,7 @@ fn connect(args: &DistillArgs, choice: &TeacherChoice) -> Result<(Option<Teacher
             };
             let timeout = args.request_timeout.unwrap_or(120.0);
             let base = args.retry_base.unwrap_or(0.5);
-            if !(timeout > 0.0 && timeout.is_finite()) || !(base >= 0.0 && base.is_finite()) {
+            if !(timeout > 0.0 && timeout.is_finite() && base >= 0.0 && base.is_finite()) {
                 bail!("--request-timeout must be > 0 and --retry-base ≥ 0 seconds");
             }
             let teacher = HttpTeacher::new(HttpConfig {
@@ -588,7 +619,7 @@ fn connect(args: &DistillArgs, choice: &TeacherChoice) -> Result<(Option<Teacher
                 tokens_per_minute: args.tpm,
             })?;
             (
-                Some(Teacher::Http(teacher)),
+                Some(Teacher::Http(Box::new(teacher))),
                 TeacherInfo {
                     model: model.clone(),
                     identity: format!("openai-compatible:{model}"),

@@ -60,7 +60,12 @@ impl Proxy {
     /// Starts a proxy to `upstream` (`http://127.0.0.1:PORT/...`): the first requests get
     /// `faults` in order, every request gets `always` if set, and forwarded requests wait
     /// `delay` first.
-    pub fn start(upstream: &str, faults: &[Fault], always: Option<Fault>, delay: Duration) -> Proxy {
+    pub fn start(
+        upstream: &str,
+        faults: &[Fault],
+        always: Option<Fault>,
+        delay: Duration,
+    ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let authority = upstream
@@ -193,7 +198,13 @@ fn handle(mut stream: TcpStream, script: &Mutex<Script>, seen: &Mutex<Vec<Seen>>
 }
 
 /// Writes a whole response; true when it was written.
-fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, &str)], kind: &str, body: &[u8]) -> bool {
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    headers: &[(&str, &str)],
+    kind: &str,
+    body: &[u8],
+) -> bool {
     let mut head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -202,7 +213,9 @@ fn respond(stream: &mut TcpStream, status: &str, headers: &[(&str, &str)], kind:
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).is_ok() && stream.write_all(body).is_ok() && stream.flush().is_ok()
+    stream.write_all(head.as_bytes()).is_ok()
+        && stream.write_all(body).is_ok()
+        && stream.flush().is_ok()
 }
 
 /// Sends the request upstream; returns the status line's text after the version, and the body.
@@ -221,7 +234,11 @@ fn forward(authority: &str, path: &str, body: &[u8]) -> Option<(String, Vec<u8>)
     let status = head.lines().next()?.split_once(' ')?.1.to_owned();
     let length = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().ok()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().ok())
+        })
         .flatten();
     let mut answer = raw[split + 4..].to_vec();
     if let Some(n) = length {
