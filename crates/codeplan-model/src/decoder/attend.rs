@@ -1,18 +1,19 @@
 //! Attention of one new row per sequence against its key/value cache, read in place.
 //!
-//! Each task takes one key/value head of one sequence over a span of positions and serves
-//! every query head of that group, so each cached row is read from memory once per step (at
-//! 512+ positions the cache no longer fits the core's caches, and reading it once per query
-//! head made attention a third of a SmolLM2 decode step). Spans split long contexts across
-//! threads; their partial softmax sums are merged afterwards (as flash-decoding does).
+//! Each task takes one sequence over a span of positions and serves every query head, so each
+//! cached row is read from memory once per step, whole and in order (at 512+ positions the
+//! cache no longer fits the core's caches: reading it once per query head, or one head's
+//! slice of each row at a time, made attention a third of a SmolLM2 decode step). Spans split
+//! long contexts across threads; their partial softmax sums are merged afterwards (as
+//! flash-decoding does).
 
 use std::sync::Mutex;
 
 use crate::cache::SequenceCache;
 
 /// Positions per task: long enough to amortise a task, short enough that one sequence's
-/// attention spreads over the threads.
-const SPAN: usize = 128;
+/// attention spreads evenly over the threads.
+const SPAN: usize = 64;
 
 /// Partial sums kept per dot product: one 512-bit register of f32.
 const LANES: usize = 16;
@@ -30,17 +31,16 @@ pub(super) struct Heads {
     pub scale: f32,
 }
 
-/// One task: a key/value head of a sequence over positions `[p0, p1)`.
+/// One task: a sequence over positions `[p0, p1)`.
 #[derive(Clone, Copy)]
 struct Task {
     seq: usize,
-    kv_head: usize,
     p0: usize,
     p1: usize,
 }
 
-/// What a task leaves for the merge, per query head of its group: the largest score, the sum
-/// of `exp(score − max)`, and the values weighted by those exponentials.
+/// What a task leaves for the merge, per query head: the largest score, the sum of
+/// `exp(score − max)`, and the values weighted by those exponentials.
 struct Partial {
     max: Vec<f32>,
     sum: Vec<f32>,
@@ -60,19 +60,17 @@ pub(super) fn attention(
     let hd = shape.head_dim;
     let group = shape.heads / shape.kv_heads;
     let width = shape.kv_heads * hd;
+    let heads = shape.heads;
     let mut tasks = Vec::new();
     for (seq, cache) in caches.iter().enumerate() {
         let len = cache.prefix_kv(layer).map_or(0, |(k, _)| k.len() / width)
             + cache.own_kv(layer).0.len() / width;
-        for kv_head in 0..shape.kv_heads {
-            for p0 in (0..len).step_by(SPAN) {
-                tasks.push(Task {
-                    seq,
-                    kv_head,
-                    p0,
-                    p1: (p0 + SPAN).min(len),
-                });
-            }
+        for p0 in (0..len).step_by(SPAN) {
+            tasks.push(Task {
+                seq,
+                p0,
+                p1: (p0 + SPAN).min(len),
+            });
         }
     }
     // Each task fills its own slot; the locks are never contended, they only let a task on
@@ -81,37 +79,37 @@ pub(super) fn attention(
     let run = |i: usize| {
         let t = tasks[i];
         let cache = caches[t.seq];
-        let offset = t.kv_head * hd;
-        let qs = &q[(t.seq * shape.heads + t.kv_head * group) * hd..][..group * hd];
+        let qs = &q[t.seq * heads * hd..][..heads * hd];
         let parts = [cache.prefix_kv(layer), Some(cache.own_kv(layer))];
         let n = t.p1 - t.p0;
-        // scores[j * n + p]: query head j of the group against position p0 + p.
-        let mut scores = vec![0f32; group * n];
+        // scores[h * n + p]: query head h against position p0 + p.
+        let mut scores = vec![0f32; heads * n];
         for_rows(&parts, 0, width, t.p0, t.p1, |p, row| {
-            let k = &row[offset..offset + hd];
-            for (j, qj) in qs.chunks_exact(hd).enumerate() {
-                scores[j * n + p - t.p0] = dot(qj, k) * shape.scale;
+            for (kv, k) in row.chunks_exact(hd).enumerate() {
+                for h in kv * group..(kv + 1) * group {
+                    scores[h * n + p - t.p0] = dot(&qs[h * hd..(h + 1) * hd], k) * shape.scale;
+                }
             }
         });
         let mut part = Partial {
-            max: vec![0.0; group],
-            sum: vec![0.0; group],
-            acc: vec![0.0; group * hd],
+            max: vec![0.0; heads],
+            sum: vec![0.0; heads],
+            acc: vec![0.0; heads * hd],
         };
-        for (j, s) in scores.chunks_exact_mut(n).enumerate() {
+        for (h, s) in scores.chunks_exact_mut(n).enumerate() {
             let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0f32;
             for v in s.iter_mut() {
                 *v = (*v - max).exp();
                 sum += *v;
             }
-            part.max[j] = max;
-            part.sum[j] = sum;
+            part.max[h] = max;
+            part.sum[h] = sum;
         }
         for_rows(&parts, 1, width, t.p0, t.p1, |p, row| {
-            let v = &row[offset..offset + hd];
-            for (j, acc) in part.acc.chunks_exact_mut(hd).enumerate() {
-                let w = scores[j * n + p - t.p0];
+            for (h, acc) in part.acc.chunks_exact_mut(hd).enumerate() {
+                let w = scores[h * n + p - t.p0];
+                let v = &row[h / group * hd..(h / group + 1) * hd];
                 for (a, x) in acc.iter_mut().zip(v) {
                     *a = w.mul_add(*x, *a);
                 }
@@ -150,11 +148,10 @@ fn for_rows(
     }
 }
 
-/// Combines the spans of each (sequence, key/value head) into the softmax-weighted sum of
-/// every query head: `Σ_spans e^(max_s − M) acc_s / Σ_spans e^(max_s − M) sum_s`.
+/// Combines the spans of each sequence into the softmax-weighted sum of every query head:
+/// `Σ_spans e^(max_s − M) acc_s / Σ_spans e^(max_s − M) sum_s`.
 fn merge(tasks: &[Task], partials: Vec<Mutex<Option<Partial>>>, shape: Heads, out: &mut [f32]) {
     let hd = shape.head_dim;
-    let group = shape.heads / shape.kv_heads;
     let parts: Vec<Partial> = partials
         .into_iter()
         .map(|m| {
@@ -165,23 +162,20 @@ fn merge(tasks: &[Task], partials: Vec<Mutex<Option<Partial>>>, shape: Heads, ou
         .collect();
     let mut i = 0;
     while i < tasks.len() {
-        let (seq, kv_head) = (tasks[i].seq, tasks[i].kv_head);
-        let end = i + tasks[i..]
-            .iter()
-            .take_while(|t| t.seq == seq && t.kv_head == kv_head)
-            .count();
-        for j in 0..group {
-            let dst = &mut out[(seq * shape.heads + kv_head * group + j) * hd..][..hd];
+        let seq = tasks[i].seq;
+        let end = i + tasks[i..].iter().take_while(|t| t.seq == seq).count();
+        for h in 0..shape.heads {
+            let dst = &mut out[(seq * shape.heads + h) * hd..][..hd];
             let max = parts[i..end]
                 .iter()
-                .map(|p| p.max[j])
+                .map(|p| p.max[h])
                 .fold(f32::NEG_INFINITY, f32::max);
             dst.fill(0.0);
             let mut total = 0f32;
             for p in &parts[i..end] {
-                let w = (p.max[j] - max).exp();
-                total += w * p.sum[j];
-                for (d, a) in dst.iter_mut().zip(&p.acc[j * hd..(j + 1) * hd]) {
+                let w = (p.max[h] - max).exp();
+                total += w * p.sum[h];
+                for (d, a) in dst.iter_mut().zip(&p.acc[h * hd..(h + 1) * hd]) {
                     *d = w.mul_add(*a, *d);
                 }
             }
