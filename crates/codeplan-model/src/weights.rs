@@ -108,6 +108,8 @@ enum Kernel {
 pub struct Linear {
     weight: Kernel,
     bias: Option<Tensor>,
+    /// The bias as plain values, for the fused decode step (which works on slices).
+    bias_values: Option<Vec<f32>>,
     out_features: usize,
 }
 
@@ -131,6 +133,11 @@ impl Linear {
             Kernel::Quant(q) => Some(q),
             Kernel::Candle(_) => None,
         }
+    }
+
+    /// The bias, when the layer has one.
+    pub fn bias_values(&self) -> Option<&[f32]> {
+        self.bias_values.as_deref()
     }
 
     /// Adds the bias (if any) to an already multiplied output.
@@ -419,9 +426,11 @@ impl WeightSource {
         } else {
             None
         };
+        let bias_values = bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
         Ok(Linear {
             weight,
             bias,
+            bias_values,
             out_features: out,
         })
     }

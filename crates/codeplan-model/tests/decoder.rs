@@ -335,3 +335,137 @@ fn a_shared_prompt_prefix_computes_what_one_cache_does() {
         .fold(0f32, f32::max);
     assert!(diff < 1e-3, "max |Δlogit| = {diff}");
 }
+
+/// The fused decode step against the general path on the real model(s): three sequences (one
+/// alone, two continuing a shared prompt prefix) decoded greedily for 40 steps through
+/// [`Decoder::forward_general`], then fed the same tokens through [`Decoder::forward`] (which
+/// fuses one-token steps): the logits of every step compared, and the greedy choices.
+fn fused_step_matches_general_path(name: &str, precision: Precision) {
+    let Some(path) = common::model_or_skip(name) else {
+        return;
+    };
+    let (d, content) = load_gguf(&path, precision).unwrap();
+    let prompt = prompt_ids(&content);
+    // `forced`: the tokens to feed (the general path's), instead of each step's own choice.
+    let run = |fused: bool, forced: Option<&Vec<Vec<u32>>>| {
+        let pass = |segments: &mut [Segment<'_>]| {
+            let logits = if fused {
+                d.forward(segments)
+            } else {
+                d.forward_general(segments)
+            };
+            logits.unwrap().to_vec2::<f32>().unwrap()
+        };
+        let mut prefix = d.new_cache();
+        let first = pass(&mut [Segment {
+            cache: &mut prefix,
+            tokens: &prompt,
+        }]);
+        let prefix = prefix.freeze().unwrap();
+        let mut alone = d.new_cache();
+        let first_alone = pass(&mut [Segment {
+            cache: &mut alone,
+            tokens: &prompt[3..],
+        }]);
+        let mut caches = [
+            alone,
+            codeplan_model::cache::SequenceCache::continuing(prefix.clone()),
+            codeplan_model::cache::SequenceCache::continuing(prefix),
+        ];
+        let argmax = codeplan_model::sampling::argmax;
+        // The second continuation starts from the runner-up, so the two differ.
+        let mut runner_up = first[0].clone();
+        runner_up[argmax(&first[0]) as usize] = f32::NEG_INFINITY;
+        let mut next = vec![
+            argmax(&first_alone[0]),
+            argmax(&first[0]),
+            argmax(&runner_up),
+        ];
+        let (mut tokens, mut all_logits) = (vec![next.clone()], Vec::new());
+        for step in 0..40 {
+            if let Some(forced) = forced {
+                next = forced[step].clone();
+            }
+            let fed: Vec<[u32; 1]> = next.iter().map(|&t| [t]).collect();
+            let mut segments: Vec<Segment<'_>> = caches
+                .iter_mut()
+                .zip(&fed)
+                .map(|(cache, tokens)| Segment { cache, tokens })
+                .collect();
+            let logits = pass(&mut segments);
+            next = logits.iter().map(|l| argmax(l)).collect();
+            tokens.push(next.clone());
+            all_logits.push(logits);
+        }
+        (tokens, all_logits)
+    };
+    let (general_tokens, general_logits) = run(false, None);
+    let (fused_tokens, fused_logits) = run(true, Some(&general_tokens));
+    let mut report = Vec::new();
+    for seq in 0..3 {
+        let (mut worst, mut same, mut partings) = (0f32, 0, Vec::new());
+        for step in 0..fused_logits.len() {
+            let (a, b) = (&fused_logits[step][seq], &general_logits[step][seq]);
+            let diff = a
+                .iter()
+                .zip(b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0f32, f32::max);
+            worst = worst.max(diff);
+            let (ours, theirs) = (fused_tokens[step + 1][seq], general_tokens[step + 1][seq]);
+            if ours == theirs {
+                same += 1;
+            } else {
+                partings.push((b[theirs as usize] - b[ours as usize]).abs());
+            }
+        }
+        report.push(format!(
+            "sequence {seq}: {same} of {} greedy choices equal, max |Δlogit| {worst:.2e}, \
+             gaps where not: {partings:.3?}",
+            fused_logits.len()
+        ));
+    }
+    let report = report.join("; ");
+    eprintln!("{name} {precision:?} fused vs general: {report}");
+    for seq in 0..3 {
+        let worst = fused_logits
+            .iter()
+            .zip(&general_logits)
+            .flat_map(|(a, b)| a[seq].iter().zip(&b[seq]).map(|(p, q)| (p - q).abs()))
+            .fold(0f32, f32::max);
+        let chosen = |t: &Vec<Vec<u32>>| t.iter().skip(1).map(|s| s[seq]).collect::<Vec<_>>();
+        let (ours, theirs) = (chosen(&fused_tokens), chosen(&general_tokens));
+        match precision {
+            // Without 8-bit activations the two paths differ only in summation order.
+            Precision::F32 => {
+                assert!(worst < 1e-3, "{name} {precision:?}: {report}");
+                assert_eq!(ours, theirs, "{name} {precision:?}: {report}");
+            }
+            // With them, a last-bit difference can flip one activation's 8-bit rounding, which
+            // moves SmolLM2's logits (large activation outliers) by up to about one: greedy
+            // choices may differ, but only at near-ties, and at most one step in ten.
+            Precision::Native => {
+                assert!(worst < 1.5, "{name} {precision:?}: {report}");
+                for (step, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                    let logits = &general_logits[step][seq];
+                    let gap = (logits[*a as usize] - logits[*b as usize]).abs();
+                    assert!(gap < 0.35, "{name} {precision:?} step {step}: {report}");
+                }
+                let same = ours.iter().zip(&theirs).filter(|(a, b)| a == b).count();
+                assert!(same >= 36, "{name} {precision:?}: {report}");
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_decode_step_matches_the_general_path_smollm2() {
+    fused_step_matches_general_path("smollm2-135m", Precision::F32);
+    fused_step_matches_general_path("smollm2-135m", Precision::Native);
+}
+
+#[test]
+fn fused_decode_step_matches_the_general_path_qwen() {
+    fused_step_matches_general_path("qwen2.5-coder-0.5b", Precision::F32);
+    fused_step_matches_general_path("qwen2.5-coder-0.5b", Precision::Native);
+}

@@ -188,52 +188,94 @@ impl QuantMatrix {
     /// `out[r * n + j] = rows[r] · W[j]`, columns split across threads; `rows` in
     /// [`QuantMatrix::input_format`], `k` wide (checked by the caller).
     fn matmul(&self, rows: &Activations, out: &mut [f32]) {
-        let kind = self.kind;
-        match rows {
-            Activations::Blocks(rows) => self.tiled(rows, out, |w, g, s| dot_rows(kind, w, g, s)),
-            Activations::Super(rows) => {
-                self.tiled(rows, out, |w, g, s| dot_rows_super(kind, w, g, s))
-            }
+        assert_eq!(out.len(), rows.len() * self.n, "matmul: output size");
+        multiply(rows, &[(self, out.as_mut_ptr() as usize)]);
+    }
+}
+
+/// The products of several matrices with the same rows (q/k/v, gate/up) in one parallel
+/// dispatch, so that a decode step wakes the worker threads once instead of once per matrix:
+/// `out_i (m, n_i) = rows · W_iᵀ`.
+pub fn matmul_many(rows: &Activations, products: &mut [(&QuantMatrix, &mut [f32])]) -> Result<()> {
+    for (w, out) in products.iter() {
+        if rows.format() != w.input_format() || (!rows.is_empty() && rows.k() != w.k) {
+            return Err(ModelError::InvalidRequest(format!(
+                "matmul: {:?} weights ({}, {}) cannot multiply {:?} rows {} wide",
+                w.kind,
+                w.n,
+                w.k,
+                rows.format(),
+                rows.k()
+            )));
+        }
+        if out.len() != rows.len() * w.n {
+            return Err(ModelError::InvalidRequest(format!(
+                "matmul: output of {} values for {} rows of {} columns",
+                out.len(),
+                rows.len(),
+                w.n
+            )));
         }
     }
+    let jobs: Vec<(&QuantMatrix, usize)> = products
+        .iter_mut()
+        .map(|(w, out)| (*w, out.as_mut_ptr() as usize))
+        .collect();
+    multiply(rows, &jobs);
+    Ok(())
+}
 
-    /// Runs `dot` (one weight row against up to [`ROWS`] activation rows) over every column
-    /// and group of rows, each task owning [`COLUMNS_PER_TASK`] columns.
-    fn tiled<R: Sync>(
-        &self,
-        rows: &[R],
-        out: &mut [f32],
-        dot: impl Fn(&[u8], &[R], &mut [f32]) + Sync,
-    ) {
-        let n = self.n;
-        assert_eq!(out.len(), rows.len() * n, "matmul: output size");
-        let row_bytes = self.k / self.kind.block_values() * self.kind.block_bytes();
-        let m = rows.len();
-        // Each task owns columns [c0, c1) of every output row; it writes through a raw pointer
-        // because those columns are not one contiguous slice of `out`.
-        let out_ptr = out.as_mut_ptr() as usize;
-        let tasks = n.div_ceil(COLUMNS_PER_TASK);
-        let task = |t: usize| {
-            let c0 = t * COLUMNS_PER_TASK;
-            let c1 = (c0 + COLUMNS_PER_TASK).min(n);
-            let mut sums = [0f32; ROWS];
-            for r0 in (0..m).step_by(ROWS) {
-                let group = &rows[r0..(r0 + ROWS).min(m)];
-                for j in c0..c1 {
-                    let w = &self.data[j * row_bytes..(j + 1) * row_bytes];
-                    dot(w, group, &mut sums[..group.len()]);
-                    for (i, s) in sums[..group.len()].iter().enumerate() {
-                        // SAFETY: (r0 + i, j) is inside `out` (its length was checked) and
-                        // written by this task only.
-                        unsafe { *(out_ptr as *mut f32).add((r0 + i) * n + j) = *s };
-                    }
+/// Runs every `(matrix, output address)` job over `rows` (formats, widths and output sizes
+/// checked by the caller).
+fn multiply(rows: &Activations, jobs: &[(&QuantMatrix, usize)]) {
+    match rows {
+        Activations::Blocks(rows) => tiled(rows, jobs, dot_rows),
+        Activations::Super(rows) => tiled(rows, jobs, dot_rows_super),
+    }
+}
+
+/// Runs `dot` (one weight row against up to [`ROWS`] activation rows) over every column of
+/// every job's matrix and every group of rows, each task owning [`COLUMNS_PER_TASK`] columns of
+/// one matrix; a job's output is `(rows, n)` at the given address.
+fn tiled<R: Sync>(
+    rows: &[R],
+    jobs: &[(&QuantMatrix, usize)],
+    dot: impl Fn(WeightType, &[u8], &[R], &mut [f32]) + Sync,
+) {
+    let m = rows.len();
+    // Task ranges of the jobs, one after the other.
+    let mut first_task = Vec::with_capacity(jobs.len() + 1);
+    first_task.push(0);
+    for (w, _) in jobs {
+        first_task.push(first_task.last().copied().unwrap_or(0) + w.n.div_ceil(COLUMNS_PER_TASK));
+    }
+    let tasks = first_task.last().copied().unwrap_or(0);
+    // Each task owns columns [c0, c1) of every output row of one job; it writes through a raw
+    // pointer because those columns are not one contiguous slice of the output.
+    let task = |t: usize| {
+        let job = first_task.partition_point(|&f| f <= t) - 1;
+        let (w, out_ptr) = jobs[job];
+        let n = w.n;
+        let row_bytes = w.k / w.kind.block_values() * w.kind.block_bytes();
+        let c0 = (t - first_task[job]) * COLUMNS_PER_TASK;
+        let c1 = (c0 + COLUMNS_PER_TASK).min(n);
+        let mut sums = [0f32; ROWS];
+        for r0 in (0..m).step_by(ROWS) {
+            let group = &rows[r0..(r0 + ROWS).min(m)];
+            for j in c0..c1 {
+                let wr = &w.data[j * row_bytes..(j + 1) * row_bytes];
+                dot(w.kind, wr, group, &mut sums[..group.len()]);
+                for (i, s) in sums[..group.len()].iter().enumerate() {
+                    // SAFETY: the job's output holds `m * n` values (checked by the caller),
+                    // (r0 + i, j) is inside it, and only this task writes it.
+                    unsafe { *(out_ptr as *mut f32).add((r0 + i) * n + j) = *s };
                 }
             }
-        };
-        // candle's own worker pool: the same threads its kernels use, woken without sleeping,
-        // so a decode step's many small matmuls do not pay a thread wake-up each.
-        candle_core::utils::barrier_pool().execute_chunked(tasks, |range| range.for_each(task));
-    }
+        }
+    };
+    // candle's own worker pool: the same threads its kernels use, woken without sleeping,
+    // so a decode step's many small matmuls do not pay a thread wake-up each.
+    candle_core::utils::barrier_pool().execute_chunked(tasks, |range| range.for_each(task));
 }
 
 /// Dot products of one weight row of a 32-value type with up to [`ROWS`] activation rows.

@@ -300,3 +300,34 @@ fn only_types_faster_than_candle_are_taken_by_default() {
         );
     }
 }
+
+/// Several matrices of different types and widths in one dispatch: each product exactly as
+/// its own [`QuantMatrix::forward_rows`] computes it (same sums, same order).
+#[test]
+fn one_dispatch_for_several_matrices_equals_separate_products() {
+    for m in [1, 3, 10] {
+        let cases = [
+            Case::new(GgmlDType::Q4_1, m, 96, 256),
+            Case::new(GgmlDType::Q5_0, m, 33, 256),
+            Case::new(GgmlDType::Q8_0, m, 64, 256),
+        ];
+        let rows = Activations::quantize(&cases[0].x, 256, ActivationFormat::Blocks);
+        let mut outs: Vec<Vec<f32>> = cases.iter().map(|c| vec![f32::NAN; m * c.n]).collect();
+        let mut jobs: Vec<(&QuantMatrix, &mut [f32])> = cases
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(c, o)| (&c.fast, &mut o[..]))
+            .collect();
+        matmul_many(&rows, &mut jobs).unwrap();
+        for (case, got) in cases.iter().zip(&outs) {
+            let want = case.fast.forward_rows(&rows).unwrap();
+            let want: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(got, &want, "{:?}, {m} rows", case.kind);
+        }
+    }
+    // A mismatched output size is refused, not written past.
+    let case = Case::new(GgmlDType::Q4_1, 2, 32, 256);
+    let rows = Activations::quantize(&case.x, 256, ActivationFormat::Blocks);
+    let mut short = vec![0f32; 63];
+    assert!(matmul_many(&rows, &mut [(&case.fast, &mut short[..])]).is_err());
+}

@@ -4,6 +4,15 @@
 //! their rows through the matrix multiplications together, so a prompt's prefill, the decode
 //! step of `n` samples, and the decode steps of several requests all batch the same way.
 //! Attention is computed per segment against that segment's own cache.
+//!
+//! A pass where every segment feeds one token (a decode step) runs fused ([`step`]); others
+//! run the general path of candle operations.
+
+mod attend;
+mod rows;
+mod step;
+#[cfg(test)]
+mod tests;
 
 use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Tensor};
@@ -43,6 +52,10 @@ pub struct Decoder {
     lm_head: Linear,
     cos: Tensor,
     sin: Tensor,
+    /// Each block's (attention, MLP) norm weights as plain values, for the fused step.
+    norm_values: Vec<(Vec<f32>, Vec<f32>)>,
+    /// The final norm's weights as plain values.
+    final_norm_values: Vec<f32>,
 }
 
 impl Decoder {
@@ -72,6 +85,11 @@ impl Decoder {
         let norm = source.norm(Role::FinalNorm, d)?;
         let lm_head = source.lm_head(c.vocab_size, d)?;
         let (cos, sin) = rope_tables(c)?;
+        let norm_values = blocks
+            .iter()
+            .map(|b| Ok((b.attn_norm.to_vec1()?, b.ffn_norm.to_vec1()?)))
+            .collect::<Result<_>>()?;
+        let final_norm_values = norm.to_vec1()?;
         Ok(Decoder {
             config,
             embed,
@@ -80,6 +98,8 @@ impl Decoder {
             lm_head,
             cos,
             sin,
+            norm_values,
+            final_norm_values,
         })
     }
 
@@ -98,18 +118,31 @@ impl Decoder {
     ///
     /// On error the segments' caches are left in an unspecified state.
     pub fn forward(&self, segments: &mut [Segment<'_>]) -> Result<Tensor> {
+        self.check(segments)?;
+        if segments.iter().all(|s| s.tokens.len() == 1) {
+            self.forward_step(segments)
+        } else {
+            self.run_general(segments)
+        }
+    }
+
+    /// [`Decoder::forward`] always through the general path of candle operations, even for a
+    /// decode step: the reference the fused step is tested against.
+    pub fn forward_general(&self, segments: &mut [Segment<'_>]) -> Result<Tensor> {
+        self.check(segments)?;
+        self.run_general(segments)
+    }
+
+    /// Refuses passes the model cannot run: no tokens, unknown ids, past the context.
+    fn check(&self, segments: &[Segment<'_>]) -> Result<()> {
         let c = &self.config;
         if segments.is_empty() || segments.iter().any(|s| s.tokens.is_empty()) {
             return Err(ModelError::InvalidRequest(
                 "a forward pass needs at least one token per segment".into(),
             ));
         }
-        let mut rows = Vec::new();
-        let mut positions = Vec::new();
-        let mut last_rows = Vec::with_capacity(segments.len());
         for s in segments.iter() {
-            let start = s.cache.len();
-            let end = start + s.tokens.len();
+            let end = s.cache.len() + s.tokens.len();
             if end > c.context_length {
                 return Err(ModelError::ContextOverflow {
                     needed: end,
@@ -122,8 +155,20 @@ impl Decoder {
                     c.vocab_size
                 )));
             }
+        }
+        Ok(())
+    }
+
+    /// The general path: any number of tokens per segment, candle operations throughout.
+    fn run_general(&self, segments: &mut [Segment<'_>]) -> Result<Tensor> {
+        let c = &self.config;
+        let mut rows = Vec::new();
+        let mut positions = Vec::new();
+        let mut last_rows = Vec::with_capacity(segments.len());
+        for s in segments.iter() {
+            let start = s.cache.len();
             rows.extend_from_slice(s.tokens);
-            positions.extend((start..end).map(|p| p as u32));
+            positions.extend((start..start + s.tokens.len()).map(|p| p as u32));
             last_rows.push((rows.len() - 1) as u32);
         }
         let total = rows.len();
@@ -139,19 +184,23 @@ impl Decoder {
             let qkv = project(&h, &[&block.q, &block.k, &block.v])?;
             let q = self.rope(&qkv[0], c.num_heads, &cos, &sin)?;
             let k = self.rope(&qkv[1], c.num_kv_heads, &cos, &sin)?;
-            let v = qkv[2]
-                .reshape((total, c.num_kv_heads, c.head_dim))?
-                .transpose(0, 1)?;
             let mut outs = Vec::with_capacity(segments.len());
             let mut r0 = 0;
             for s in segments.iter_mut() {
                 let t = s.tokens.len();
                 let q = q.narrow(1, r0, t)?.contiguous()?;
-                let k = k.narrow(1, r0, t)?.contiguous()?;
-                let v = v.narrow(1, r0, t)?.contiguous()?;
-                let prefix = s.cache.prefix_kv(l)?;
+                // The cache keeps rows `(positions, kv_heads · head_dim)`, RoPE applied.
+                let k = k.narrow(1, r0, t)?.transpose(0, 1)?.flatten_all()?;
+                let v = qkv[2].narrow(0, r0, t)?.flatten_all()?;
+                s.cache
+                    .append(l, &k.to_vec1::<f32>()?, &v.to_vec1::<f32>()?, t);
+                let prefix = match s.cache.prefix_kv(l) {
+                    Some((pk, pv)) => Some((self.heads_first(pk)?, self.heads_first(pv)?)),
+                    None => None,
+                };
+                let (ok, ov) = s.cache.own_kv(l);
+                let (k, v) = (self.heads_first(ok)?, self.heads_first(ov)?);
                 let start = s.cache.own_len();
-                let (k, v) = s.cache.append(l, &k, &v)?;
                 outs.push(attention(c, &q, prefix.as_ref(), &k, &v, start, scale)?);
                 r0 += t;
             }
@@ -168,6 +217,17 @@ impl Decoder {
         let last = x.index_select(&Tensor::new(last_rows, &dev)?, 0)?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, eps)?;
         Ok(self.lm_head.forward(&last)?.to_dtype(DType::F32)?)
+    }
+
+    /// Cached rows `(positions, kv_heads·head_dim)` → a tensor `(kv_heads, positions,
+    /// head_dim)`, the layout the general path's attention multiplies.
+    fn heads_first(&self, rows: &[f32]) -> Result<Tensor> {
+        let (kvh, hd) = (self.config.num_kv_heads, self.config.head_dim);
+        Ok(
+            Tensor::from_slice(rows, (rows.len() / (kvh * hd), kvh, hd), &Device::Cpu)?
+                .transpose(0, 1)?
+                .contiguous()?,
+        )
     }
 
     /// `(rows, heads·head_dim)` → `(heads, rows, head_dim)` with RoPE applied.
@@ -262,14 +322,14 @@ fn attention(
             .reshape((c.num_kv_heads, g * t, len))?;
     }
     let out = match prefix {
-        None => candle_nn::ops::softmax_last_dim(&att)?.matmul(&v.contiguous()?)?,
+        None => candle_nn::ops::softmax_last_dim(&att)?.matmul(v)?,
         Some((pk, pv)) => {
             // One softmax over prefix and own scores together, then the two weighted sums.
             let plen = pk.dim(1)?;
             let patt = (q.matmul(&pk.t()?)? * scale)?;
             let probs = candle_nn::ops::softmax_last_dim(&Tensor::cat(&[&patt, &att], 2)?)?;
             let pout = probs.narrow(2, 0, plen)?.matmul(pv)?;
-            let own = probs.narrow(2, plen, len)?.matmul(&v.contiguous()?)?;
+            let own = probs.narrow(2, plen, len)?.matmul(v)?;
             (pout + own)?
         }
     };
