@@ -63,6 +63,9 @@ fn server() -> Option<&'static str> {
 }
 
 fn client() -> reqwest::Client {
+    // In a workspace build reqwest also carries codeplan-teacher's TLS feature (features are
+    // unified), which needs a crypto provider installed before any client is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(300))
         .build()
