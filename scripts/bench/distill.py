@@ -88,7 +88,7 @@ def row(name, wall, s):
     plans = s["plan_stage"]["sent"] + s["plan_stage"]["reused"]
     code = s["code_stage"]["sent"] + s["code_stage"]["reused"]
     print(f"| {name} | {s['problems']} | {plans} | {code} | {s['plans_kept']} | "
-          f"{s['tokens']['completion_tokens']} | {wall:.1f} | {60 * plans / wall:.2f} |", flush=True)
+          f"{s['tokens']['completion_tokens']} | {wall:.2f} | {60 * plans / wall:.2f} |", flush=True)
 
 
 def main():
