@@ -255,32 +255,11 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
             let messages = run
                 .templates
                 .plan_messages(config.reasoning, problem, solution)?;
-            let request = ChatRequest::new(
-                &run.teacher.model,
-                messages,
-                config.plan,
-                request_seed(config.seed, &problem.id, c, "plan"),
-            );
-            Ok(Question {
-                key: request.key(&run.teacher.identity),
-                label: format!("plan {} c{}", problem.id, c.index),
-                request,
-            })
+            Ok(question(run, c, "plan", messages, config.plan))
         })
         .collect::<Result<_, TeacherError>>()?;
-    if let Source::Export(path) = &run.source {
-        let (unique, _) = dedup(&plan_questions);
-        let pending = pending_questions(run.store, run.imported, &unique)?;
-        if !pending.is_empty() {
-            crate::batch::export(path, &pending)?;
-            return Ok(exported_report(
-                run,
-                &cands,
-                &plan_questions,
-                path,
-                pending.len(),
-            ));
-        }
+    if let Some(report) = export_pending(run, &cands, &plan_questions, &plan_questions)? {
+        return Ok(report);
     }
     let (plan_answers, plan_stats) = ask_stage(&asker, &plan_questions, Stage::Plans, progress)?;
     for ((c, s), (q, asked)) in cands
@@ -325,6 +304,8 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
 
     // Stage 2: validation code, for plans that passed the guard.
     let mut code_stats = AskStats::default();
+    // The validation questions and the plans still unknown (a dry run's estimate needs both).
+    let mut asked_code: (Vec<Question>, usize) = (Vec::new(), 0);
     if config.validate {
         let todo: Vec<usize> = (0..cands.len())
             .filter(|&i| states[i].outcome.is_none())
@@ -335,32 +316,12 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
                 let c = &cands[i];
                 let problem = &run.problems[c.problem];
                 let plan = states[i].plan.as_deref().expect("answered plans have text");
-                let request = ChatRequest::new(
-                    &run.teacher.model,
-                    run.templates.code_messages(problem, plan)?,
-                    config.code,
-                    request_seed(config.seed, &problem.id, c, "code"),
-                );
-                Ok(Question {
-                    key: request.key(&run.teacher.identity),
-                    label: format!("code {} c{}", problem.id, c.index),
-                    request,
-                })
+                let messages = run.templates.code_messages(problem, plan)?;
+                Ok(question(run, c, "code", messages, config.code))
             })
             .collect::<Result<_, TeacherError>>()?;
-        if let Source::Export(path) = &run.source {
-            let (unique, _) = dedup(&code_questions);
-            let pending = pending_questions(run.store, run.imported, &unique)?;
-            if !pending.is_empty() {
-                crate::batch::export(path, &pending)?;
-                return Ok(exported_report(
-                    run,
-                    &cands,
-                    &plan_questions,
-                    path,
-                    pending.len(),
-                ));
-            }
+        if let Some(report) = export_pending(run, &cands, &plan_questions, &code_questions)? {
+            return Ok(report);
         }
         // Plans still unknown in a dry run will each need one validation request too.
         let estimate_extra = states
@@ -397,26 +358,14 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
                 }
             }
         }
-        if matches!(run.source, Source::DryRun) {
-            let est = estimate(
-                run,
-                &plan_questions,
-                &code_questions,
-                estimate_extra,
-                &asker,
-            )?;
-            let summary = Summary::build(run, &[], &[], plan_stats, code_stats, &asker);
-            return Ok(Report {
-                summary,
-                plans: Vec::new(),
-                candidates: Vec::new(),
-                estimate: Some(est),
-                exported: None,
-            });
+        if !matches!(run.source, Source::DryRun) {
+            judge_all(run, &cands, &mut states, progress)?;
         }
-        judge_all(run, &cands, &mut states, progress)?;
-    } else if matches!(run.source, Source::DryRun) {
-        let est = estimate(run, &plan_questions, &[], 0, &asker)?;
+        asked_code = (code_questions, estimate_extra);
+    }
+    if matches!(run.source, Source::DryRun) {
+        let (code_questions, unknown_code) = &asked_code;
+        let est = estimate(run, &plan_questions, code_questions, *unknown_code, &asker)?;
         let summary = Summary::build(run, &[], &[], plan_stats, code_stats, &asker);
         return Ok(Report {
             summary,
@@ -436,6 +385,54 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
         estimate: None,
         exported: None,
     })
+}
+
+/// The question of one stage (`plan` or `code`) for candidate `c`.
+fn question(
+    run: &Run,
+    c: &Candidate,
+    stage: &str,
+    messages: Vec<crate::request::Message>,
+    sampling: Sampling,
+) -> Question {
+    let problem = &run.problems[c.problem];
+    let request = ChatRequest::new(
+        &run.teacher.model,
+        messages,
+        sampling,
+        request_seed(run.config.seed, &problem.id, c, stage),
+    );
+    Question {
+        key: request.key(&run.teacher.identity),
+        label: format!("{stage} {} c{}", problem.id, c.index),
+        request,
+    }
+}
+
+/// In export mode, writes the stage's questions that have no answer yet and ends the run
+/// (`None`: not exporting, or nothing pending in this stage).
+fn export_pending(
+    run: &Run,
+    cands: &[Candidate],
+    plan_questions: &[Question],
+    questions: &[Question],
+) -> Result<Option<Report>, TeacherError> {
+    let Source::Export(path) = &run.source else {
+        return Ok(None);
+    };
+    let (unique, _) = dedup(questions);
+    let pending = pending_questions(run.store, run.imported, &unique)?;
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    crate::batch::export(path, &pending)?;
+    Ok(Some(exported_report(
+        run,
+        cands,
+        plan_questions,
+        path,
+        pending.len(),
+    )))
 }
 
 fn bad_name(bad: crate::request::BadReply) -> String {
