@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use futures_util::stream::{self, StreamExt};
@@ -201,7 +201,6 @@ impl<'a> Asker<'a> {
         };
         if let Some(teacher) = teacher {
             let shared = Mutex::new((stats, Vec::<(usize, Asked)>::new()));
-            let halted = AtomicBool::new(false);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -212,11 +211,10 @@ impl<'a> Asker<'a> {
                 |i| {
                     let q = &questions[i];
                     let shared = &shared;
-                    let halted = &halted;
                     let settled = &settled;
                     let record_error = &record_error;
                     async move {
-                        let asked = self.send(teacher, q, halted, record_error).await;
+                        let asked = self.send(teacher, q, record_error).await;
                         let mut s = shared.lock().expect("stats lock");
                         match &asked.0 {
                             Asked::Answer(_) => s.0.sent += 1,
@@ -253,17 +251,16 @@ impl<'a> Asker<'a> {
         &self,
         teacher: &Teacher,
         q: &Question,
-        halted: &AtomicBool,
         record_error: &Mutex<Option<TeacherError>>,
     ) -> (Asked, usize) {
-        if halted.load(Ordering::Relaxed) {
+        // Stopped by a cap or a fatal answer, or an answer could not be recorded.
+        if self.stopped().is_some() || record_error.lock().expect("error lock").is_some() {
             return (Asked::NotSent, 0);
         }
         let Some(reservation) = self
             .budget
             .reserve(q.request.estimated_prompt_tokens(), q.request.max_tokens)
         else {
-            halted.store(true, Ordering::Relaxed);
             self.stop
                 .lock()
                 .expect("stop lock")
@@ -283,7 +280,6 @@ impl<'a> Asker<'a> {
                 );
                 if let Err(e) = r {
                     // The answer could not be made durable: stop rather than pay for more.
-                    halted.store(true, Ordering::Relaxed);
                     record_error.lock().expect("error lock").get_or_insert(e);
                 }
                 let usage = answer.reply.usage;
@@ -298,14 +294,12 @@ impl<'a> Asker<'a> {
                     .store
                     .record_failure(&q.key, &q.label, &message, &attempts)
                 {
-                    halted.store(true, Ordering::Relaxed);
                     record_error.lock().expect("error lock").get_or_insert(e);
                 }
                 let retries = attempts.len().saturating_sub(1);
                 (Asked::Failed(message), retries, None)
             }
             Err(Failure::Fatal(message)) => {
-                halted.store(true, Ordering::Relaxed);
                 self.stop
                     .lock()
                     .expect("stop lock")

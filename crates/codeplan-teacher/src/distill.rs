@@ -262,6 +262,7 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
         return Ok(report);
     }
     let (plan_answers, plan_stats) = ask_stage(&asker, &plan_questions, Stage::Plans, progress)?;
+    let plan_pending = not_sent(&plan_questions, &plan_answers);
     for ((c, s), (q, asked)) in cands
         .iter()
         .zip(states.iter_mut())
@@ -273,11 +274,7 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
             Asked::Answer(reply) => {
                 s.usage.plan = reply.usage;
                 match reply.text() {
-                    Err(bad) => {
-                        s.outcome = Some(Outcome::BadPlanAnswer {
-                            kind: bad_name(bad),
-                        })
-                    }
+                    Err(bad) => s.outcome = Some(Outcome::BadPlanAnswer { kind: snake(&bad) }),
                     Ok(text) => {
                         let plan = text.trim().to_owned();
                         let solution = c.solution_idx.map(|i| problem.solutions[i].as_str());
@@ -304,7 +301,7 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
 
     // Stage 2: validation code, for plans that passed the guard.
     let mut code_stats = AskStats::default();
-    // The validation questions and the plans still unknown (a dry run's estimate needs both).
+    // Validation questions not asked, and plans still unknown (a dry run's estimate needs both).
     let mut asked_code: (Vec<Question>, usize) = (Vec::new(), 0);
     if config.validate {
         let todo: Vec<usize> = (0..cands.len())
@@ -329,6 +326,7 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
             .filter(|s| matches!(&s.outcome, Some(Outcome::Pending { .. })))
             .count();
         let (answers, stats) = ask_stage(&asker, &code_questions, Stage::Code, progress)?;
+        let code_pending = not_sent(&code_questions, &answers);
         code_stats = stats;
         for ((&i, q), asked) in todo.iter().zip(&code_questions).zip(answers) {
             let s = &mut states[i];
@@ -338,11 +336,7 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
                     s.usage.code = reply.usage;
                     match reply.text() {
                         Ok(text) => s.code = Some(extract_fenced(text).into_owned()),
-                        Err(bad) => {
-                            s.outcome = Some(Outcome::BadCodeAnswer {
-                                kind: bad_name(bad),
-                            })
-                        }
+                        Err(bad) => s.outcome = Some(Outcome::BadCodeAnswer { kind: snake(&bad) }),
                     }
                 }
                 Asked::Failed(error) => {
@@ -361,11 +355,13 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
         if !matches!(run.source, Source::DryRun) {
             judge_all(run, &cands, &mut states, progress)?;
         }
-        asked_code = (code_questions, estimate_extra);
+        asked_code = (code_pending, estimate_extra);
     }
     if matches!(run.source, Source::DryRun) {
-        let (code_questions, unknown_code) = &asked_code;
-        let est = estimate(run, &plan_questions, code_questions, *unknown_code, &asker)?;
+        let (code_pending, unknown_code) = &asked_code;
+        let reused =
+            plan_stats.reused + plan_stats.imported + code_stats.reused + code_stats.imported;
+        let est = estimate(run, &plan_pending, code_pending, *unknown_code, reused);
         let summary = Summary::build(run, &[], &[], plan_stats, code_stats, &asker);
         return Ok(Report {
             summary,
@@ -435,13 +431,6 @@ fn export_pending(
     )))
 }
 
-fn bad_name(bad: crate::request::BadReply) -> String {
-    serde_json::to_value(bad)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// Asks a stage's questions (each distinct question once) and maps answers back.
 fn ask_stage(
     asker: &Asker,
@@ -461,6 +450,16 @@ fn ask_stage(
         })
     })?;
     Ok((map.iter().map(|&i| answers[i].clone()).collect(), stats))
+}
+
+/// The questions a stage did not ask (dry run, export, or a stop).
+fn not_sent(questions: &[Question], answers: &[Asked]) -> Vec<Question> {
+    questions
+        .iter()
+        .zip(answers)
+        .filter(|(_, a)| matches!(a, Asked::NotSent))
+        .map(|(q, _)| q.clone())
+        .collect()
 }
 
 /// Questions with no answer in the ledger, the cache or the imported results.

@@ -26,8 +26,6 @@ pub mod summary;
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 pub use ask::{Source, Teacher};
 pub use distill::{distill, DistillConfig, NonePass, PlanSampling, Report, Run, TeacherInfo};
 pub use prompts::{Reasoning, Templates};
@@ -93,36 +91,4 @@ fn jsonl<T: serde::Serialize>(items: &[T]) -> Vec<u8> {
         out.push(b'\n');
     }
     out
-}
-
-/// The identity of a local teacher for content addresses: its name and a hash of its files
-/// (a GGUF file, or every file of a Hugging Face folder), so a changed model is a new teacher.
-pub fn local_identity(name: &str, path: &Path) -> Result<String, TeacherError> {
-    let mut files = Vec::new();
-    if path.is_dir() {
-        for entry in std::fs::read_dir(path).map_err(|e| TeacherError::io(path, e))? {
-            let p = entry.map_err(|e| TeacherError::io(path, e))?.path();
-            if p.is_file() {
-                files.push(p);
-            }
-        }
-        files.sort();
-    } else {
-        files.push(path.to_path_buf());
-    }
-    let mut all = Sha256::new();
-    for f in files {
-        let mut file = std::fs::File::open(&f).map_err(|e| TeacherError::io(&f, e))?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n =
-                std::io::Read::read(&mut file, &mut buf).map_err(|e| TeacherError::io(&f, e))?;
-            if n == 0 {
-                break;
-            }
-            all.update(&buf[..n]);
-        }
-    }
-    let digest = request::hex(&all.finalize());
-    Ok(format!("local:{name}:{}", &digest[..16]))
 }

@@ -10,7 +10,6 @@ use crate::budget::Price;
 use crate::distill::{Run, TeacherInfo};
 use crate::records::{CandidateRecord, PlanRecord};
 use crate::request::Usage;
-use crate::TeacherError;
 
 /// Validation per difficulty.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -325,35 +324,31 @@ pub struct Estimate {
     pub max_cost: Option<f64>,
 }
 
-/// Counts the requests a run would still send.
+/// Counts the requests a run would still send: the questions left unanswered (`NotSent`) by
+/// its stages, `unknown_code` validation requests for plans not known yet, and `reused`
+/// answers found on disk.
 pub fn estimate(
     run: &Run,
-    plan_questions: &[Question],
-    code_questions: &[Question],
+    plan_pending: &[Question],
+    code_pending: &[Question],
     unknown_code: usize,
-    asker: &Asker,
-) -> Result<Estimate, TeacherError> {
+    reused: usize,
+) -> Estimate {
     let mut e = Estimate {
         plan_requests: 0,
         code_requests: 0,
-        reused: 0,
+        reused,
         prompt_tokens: 0,
         max_completion_tokens: 0,
         max_cost: None,
     };
     let mut seen = std::collections::HashSet::new();
-    for (is_plan, q) in plan_questions
+    for (is_plan, q) in plan_pending
         .iter()
         .map(|q| (true, q))
-        .chain(code_questions.iter().map(|q| (false, q)))
+        .chain(code_pending.iter().map(|q| (false, q)))
     {
         if !seen.insert(q.key.as_str()) {
-            continue;
-        }
-        let known = asker.store.lookup(&q.key, &q.label)?.is_some()
-            || asker.imported.is_some_and(|b| b.contains_key(&q.key));
-        if known {
-            e.reused += 1;
             continue;
         }
         if is_plan {
@@ -382,5 +377,5 @@ pub fn estimate(
             completion_tokens: e.max_completion_tokens,
         })
     });
-    Ok(e)
+    e
 }

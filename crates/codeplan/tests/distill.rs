@@ -709,12 +709,16 @@ fn bad_settings_are_named_before_any_work() {
             "--concurrency must be at least 1",
         ),
     ];
-    for (extra, want) in cases {
+    // The error of a run with `extra` after the common arguments (it must fail).
+    let error_with = |extra: &[&str]| {
         let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
         let r = codeplan(&args);
         assert!(!r.status.success(), "{args:?} succeeded");
-        let err = text(&r.stderr);
-        assert!(err.contains(want), "{args:?}: wanted {want:?} in {err}");
+        text(&r.stderr)
+    };
+    for (extra, want) in cases {
+        let err = error_with(&extra);
+        assert!(err.contains(want), "{extra:?}: wanted {want:?} in {err}");
     }
     // A template with an unknown placeholder: file, section and name.
     let t = tmp.path().join("t.toml");
@@ -723,40 +727,27 @@ fn bad_settings_are_named_before_any_work() {
         "[code]\nsystem = \"\"\nuser = \"{{ plan }} {{ soluton }}\"\n",
     )
     .unwrap();
-    let args: Vec<&str> = base
-        .iter()
-        .copied()
-        .chain(url)
-        .chain(["--templates", t.to_str().unwrap()])
-        .collect();
-    let err = text(&codeplan(&args).stderr);
+    let err = error_with(&[&url[..], &["--templates", t.to_str().unwrap()]].concat());
     assert!(
         err.contains("t.toml") && err.contains("[code] user") && err.contains("soluton"),
         "{err}"
     );
     // A malformed batch results file: file and line.
     let r = tmp.path().join("results.jsonl");
-    std::fs::write(
-        &r,
-        format!(
-            "{{\"custom_id\": \"{}\", \"response\": {{}}}}\n",
-            "a".repeat(64)
-        ),
-    )
-    .unwrap();
-    let args: Vec<&str> = base
-        .iter()
-        .copied()
-        .chain([
-            "--teacher-model",
-            "m",
-            "--batch-export",
-            "x.jsonl",
-            "--batch-import",
-            r.to_str().unwrap(),
-        ])
-        .collect();
-    let err = text(&codeplan(&args).stderr);
+    let line = format!(
+        "{{\"custom_id\": \"{}\", \"response\": {{}}}}\n",
+        "a".repeat(64)
+    );
+    std::fs::write(&r, line).unwrap();
+    let results = r.to_str().unwrap();
+    let err = error_with(&[
+        "--teacher-model",
+        "m",
+        "--batch-export",
+        "x.jsonl",
+        "--batch-import",
+        results,
+    ]);
     assert!(
         err.contains("results.jsonl line 1") && err.contains("status_code"),
         "{err}"
@@ -764,12 +755,7 @@ fn bad_settings_are_named_before_any_work() {
     // A damaged ledger is named, and left as it is.
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("ledger.jsonl"), "garbage\n{}\n").unwrap();
-    let args: Vec<&str> = base
-        .iter()
-        .copied()
-        .chain(["--teacher-model", "m", "--dry-run"])
-        .collect();
-    let err = text(&codeplan(&args).stderr);
+    let err = error_with(&["--teacher-model", "m", "--dry-run"]);
     assert!(err.contains("ledger.jsonl line 1"), "{err}");
     assert_eq!(
         std::fs::read_to_string(out.join("ledger.jsonl")).unwrap(),

@@ -20,8 +20,8 @@ use codeplan_teacher::request::Sampling;
 use codeplan_teacher::retry::RetryPolicy;
 use codeplan_teacher::store::Store;
 use codeplan_teacher::{
-    distill, local_identity, write_outputs, DistillConfig, NonePass, PlanSampling, Reasoning, Run,
-    Source, Teacher, TeacherInfo, Templates,
+    distill, write_outputs, DistillConfig, NonePass, PlanSampling, Reasoning, Run, Source, Teacher,
+    TeacherInfo, Templates,
 };
 use codeplan_train::data::sha256_path;
 
@@ -582,7 +582,12 @@ fn connect(args: &DistillArgs, choice: &TeacherChoice) -> Result<(Option<Teacher
                 f32: false,
             }
             .load()?;
-            let identity = local_identity(model.name(), model.path())?;
+            // A changed model file is a new teacher: its answers are not the old one's.
+            let identity = format!(
+                "local:{}:{}",
+                model.name(),
+                &sha256_path(model.path())?[..16]
+            );
             let name = model.name().to_owned();
             let teacher = LocalTeacher::new(model, args.concurrency.unwrap_or(8));
             (

@@ -31,7 +31,7 @@ pub enum Fault {
 /// What the proxy saw of one request.
 #[derive(Debug, Clone)]
 pub struct Seen {
-    /// sha256-free identity of the body: the body itself.
+    /// The request body (the same question always has the same body).
     pub body: String,
     /// The Authorization header, if any.
     pub authorization: Option<String>,
