@@ -51,6 +51,15 @@ pub struct TrainConfig {
     /// Problem files or folders (APPS, HumanEval, MBPP); their reference solutions are the code
     /// task's targets.
     pub data: Vec<PathBuf>,
+    /// Only these problem ids (each must exist in `data`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+    /// Only these difficulty labels (`introductory`, `interview`, `competition`, `all`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub difficulty: Option<Vec<String>>,
+    /// At most this many problems (the first ones, in file order), after `ids`/`difficulty`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
     /// A plans file (JSONL `{"problem_id", "plan"}`), needed for the plan task.
     pub plans: Option<PathBuf>,
     /// Tasks to train: `code`, `plan`.
@@ -120,6 +129,9 @@ impl Default for TrainConfig {
         TrainConfig {
             model: PathBuf::new(),
             data: Vec::new(),
+            ids: None,
+            difficulty: None,
+            limit: None,
             plans: None,
             tasks: vec!["code".into(), "plan".into()],
             weights: TaskWeights::default(),

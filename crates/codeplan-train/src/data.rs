@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use codeplan_data::prompt::Task;
-use codeplan_data::{load_problems, LoadOptions, Problem};
+use codeplan_data::{load_problems, LoadOptions, Problem, Selection};
 use codeplan_model::chat::ChatTemplate;
 use codeplan_model::tokenizer::Tokenizer;
 
@@ -61,6 +61,12 @@ pub fn prepare(config: &TrainConfig) -> Result<Prepared> {
     for path in &config.data {
         problems.extend(load_problems(path, &LoadOptions::default())?.problems);
     }
+    let selection = Selection {
+        ids: config.ids.clone(),
+        difficulties: config.difficulty.clone(),
+        limit: config.limit,
+    };
+    let problems = selection.apply(problems)?;
     if problems.is_empty() {
         return Err(TrainError::Input(
             "the training data holds no problems".into(),

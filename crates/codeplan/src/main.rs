@@ -65,6 +65,12 @@ enum Command {
     /// `--prompt chat`); the output is the samples JSONL that `codeplan eval` judges. Reruns
     /// resume: problems whose samples are all in `--out` are skipped.
     Generate(commands::generate::GenerateArgs),
+    /// Run a whole experiment: distill → train → generate → eval for every variant, then the
+    /// report (pass@k, confidence intervals, plan statistics, contamination check).
+    ///
+    /// Each stage is cached by a hash of its inputs: reruns skip finished work and a killed
+    /// run resumes. EXECUTES model-written code, only inside the sandbox.
+    Run(commands::run::RunArgs),
     /// Fine-tune the student on code and plans (CodePLAN) or code only (the baseline).
     ///
     /// LoRA (default) or full fine-tuning of a GGUF or Hugging Face model on the problems'
@@ -92,6 +98,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Train(args) => commands::train::run(*args),
+        Command::Run(args) => commands::run::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

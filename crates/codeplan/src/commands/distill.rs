@@ -272,7 +272,7 @@ impl DistillArgs {
     }
 
     /// The run's settings, checked before anything is loaded or asked.
-    fn settings(&self) -> Result<DistillConfig> {
+    pub(crate) fn settings(&self) -> Result<DistillConfig> {
         let sampling = |temperature: f64, max_tokens: usize, flag: &str| -> Result<Sampling> {
             if !(temperature >= 0.0 && temperature.is_finite()) {
                 bail!("{flag} must be a number ≥ 0, got {temperature}");

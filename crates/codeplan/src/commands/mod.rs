@@ -5,5 +5,8 @@ pub mod distill;
 pub mod eval;
 pub mod generate;
 pub mod models;
+pub mod run;
+mod run_estimate;
+mod run_report;
 pub mod serve;
 pub mod train;

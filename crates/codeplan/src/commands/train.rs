@@ -51,6 +51,15 @@ pub struct TrainArgs {
     /// Training problems (repeatable): their reference solutions are the code task's targets.
     #[arg(long = "data", value_name = "PATH")]
     pub data: Vec<PathBuf>,
+    /// Only these problem ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub ids: Option<Vec<String>>,
+    /// Only these difficulties (comma-separated: introductory, interview, competition).
+    #[arg(long, value_delimiter = ',')]
+    pub difficulty: Option<Vec<String>>,
+    /// At most this many problems (the first ones, in file order).
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Plans JSONL (`{"problem_id", "plan"}` per line, as `codeplan distill` writes).
     #[arg(long, value_name = "FILE")]
     pub plans: Option<PathBuf>,
@@ -231,6 +240,15 @@ fn resolve(args: &TrainArgs) -> Result<(TrainConfig, String)> {
     c.model = PathBuf::from(&model_spec);
     if !args.data.is_empty() {
         c.data = args.data.clone();
+    }
+    if args.ids.is_some() {
+        c.ids = args.ids.clone();
+    }
+    if args.difficulty.is_some() {
+        c.difficulty = args.difficulty.clone();
+    }
+    if args.limit.is_some() {
+        c.limit = args.limit;
     }
     if args.plans.is_some() {
         c.plans = args.plans.clone();

@@ -1,0 +1,148 @@
+//! `codeplan run --dry-run`: how much work the stages still to run are, at most.
+
+use anyhow::{Context, Result};
+use toml::Value;
+
+use codeplan_run::record::StageStatus;
+use codeplan_run::{Plan, Stage, StageKind};
+use codeplan_train::config::TrainConfig;
+
+use super::{distill, generate};
+
+/// Token throughputs measured on the 2-core Zen 4 machine (BENCHMARKS.md, "codeplan run"),
+/// by the model a stage runs: (teacher decode, student training, student sampling), tokens/s.
+const SPEEDS: &[(&str, f64, f64, f64)] = &[
+    ("smollm2-135m", 60.0, 230.0, 150.0),
+    ("qwen2.5-coder-0.5b", 25.0, 100.0, 45.0),
+    ("qwen2.5-coder-1.5b", 10.0, 35.0, 15.0),
+];
+
+/// One stage's work, at most.
+struct Work {
+    what: String,
+    seconds: Option<f64>,
+}
+
+/// Prints what each unfinished stage will do and a rough time.
+pub fn print(plan: &Plan, statuses: &[StageStatus]) -> Result<()> {
+    let mut total = 0.0;
+    let mut unknown = false;
+    println!("Work still to do (upper bounds):");
+    for (stage, status) in plan.stages.iter().zip(statuses) {
+        if *status == StageStatus::Cached {
+            continue;
+        }
+        let work = estimate(plan, stage)
+            .with_context(|| format!("estimating the {} stage", stage.kind.name()))?;
+        match work.seconds {
+            Some(s) => total += s,
+            None => unknown = true,
+        }
+        println!(
+            "  {:<9} {:<24} {}{}",
+            stage.kind.name(),
+            stage.variants.join(", "),
+            work.what,
+            work.seconds
+                .map(|s| format!(", ≤ ~{}", minutes(s)))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "\nRough time: ≤ ~{}{} at the speeds measured on a 2-core machine; finished teacher \
+         answers in the shared cache are not asked again, so distillation can take far less.",
+        minutes(total),
+        if unknown {
+            " plus stages of unknown speed"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn estimate(plan: &Plan, stage: &Stage) -> Result<Work> {
+    let table = Value::Table(stage.config.clone());
+    let problems = || -> Result<usize> { Ok(super::run_report::problems_of(&stage.config)?.len()) };
+    Ok(match stage.kind {
+        StageKind::Distill => {
+            let args: distill::DistillArgs = table.try_into()?;
+            let c = args.settings()?;
+            let n = problems()?;
+            let asks = n * c.plans_per_problem;
+            let requests = asks * if c.validate { 2 } else { 1 };
+            let tokens =
+                asks * (c.plan.max_tokens + if c.validate { c.code.max_tokens } else { 0 });
+            let speed = args
+                .teacher
+                .as_deref()
+                .and_then(|t| t.strip_prefix("local:"))
+                .and_then(|m| speed(m, 1));
+            Work {
+                what: format!(
+                    "{n} problems × {} plans: ≤ {requests} teacher requests, ≤ {tokens} generated tokens",
+                    c.plans_per_problem
+                ),
+                seconds: speed.map(|s| tokens as f64 / s),
+            }
+        }
+        StageKind::Train => {
+            let c: TrainConfig = table.try_into()?;
+            let tokens = c.max_steps as usize * c.batch_size * c.grad_accum * c.max_len;
+            let model = student_name(plan, stage);
+            Work {
+                what: format!("{} updates: ≤ {tokens} tokens", c.max_steps),
+                seconds: model.and_then(|m| speed(&m, 2)).map(|s| tokens as f64 / s),
+            }
+        }
+        StageKind::Generate => {
+            let args: generate::GenerateArgs = table.try_into()?;
+            let n = problems()?;
+            let per = args.n.unwrap_or(1);
+            let tokens = n * per * args.max_new_tokens.unwrap_or(512);
+            let model = student_name(plan, stage);
+            Work {
+                what: format!("{n} problems × {per} samples: ≤ {tokens} generated tokens"),
+                seconds: model.and_then(|m| speed(&m, 3)).map(|s| tokens as f64 / s),
+            }
+        }
+        StageKind::Eval => {
+            let n = problems()?;
+            let gen = &plan.stages[stage.needs[0]];
+            let per = gen.config.get("n").and_then(Value::as_integer).unwrap_or(1);
+            Work {
+                what: format!("{} programs judged in the sandbox", n as i64 * per),
+                seconds: None,
+            }
+        }
+    })
+}
+
+/// The named student model a stage's variant trains, if it is one of the named models.
+fn student_name(plan: &Plan, stage: &Stage) -> Option<String> {
+    let v = plan
+        .variants
+        .iter()
+        .find(|v| stage.variants.contains(&v.variant.name))?;
+    v.variant
+        .student
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn speed(model: &str, column: usize) -> Option<f64> {
+    SPEEDS.iter().find(|s| s.0 == model).map(|s| match column {
+        1 => s.1,
+        2 => s.2,
+        _ => s.3,
+    })
+}
+
+fn minutes(seconds: f64) -> String {
+    if seconds < 90.0 {
+        format!("{:.0} s", seconds.max(1.0))
+    } else {
+        format!("{:.0} min", seconds / 60.0)
+    }
+}
