@@ -108,6 +108,11 @@ pub(crate) fn paired(
         pp(absolute_ci[0]),
         pp(absolute_ci[1])
     );
+    let over = if n == 1 {
+        "1 problem".to_owned()
+    } else {
+        format!("{n} problems")
+    };
     let verdict = if absolute_ci[0] > 0.0 {
         let times = match relative_ci {
             Some(r) => format!(
@@ -119,17 +124,17 @@ pub(crate) fn paired(
             None => String::new(),
         };
         format!(
-            "{name} solves more than the baseline: pass@1 {} ({ci}){times}, over {n} problems",
+            "{name} solves more than the baseline: pass@1 {} ({ci}){times}, over {over}",
             pp(v - b)
         )
     } else if absolute_ci[1] < 0.0 {
         format!(
-            "{name} solves fewer than the baseline: pass@1 {} ({ci}), over {n} problems",
+            "{name} solves fewer than the baseline: pass@1 {} ({ci}), over {over}",
             pp(v - b)
         )
     } else {
         format!(
-            "the {level} CI of the difference includes 0 ({} to {}): no evidence of a difference at this scale ({n} problems)",
+            "the {level} CI of the difference ({} to {}) includes 0: no evidence of a difference at this scale ({over})",
             pp(absolute_ci[0]),
             pp(absolute_ci[1])
         )

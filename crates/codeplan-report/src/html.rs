@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::bootstrap::pp;
 use crate::markdown::{ci_text, groups, is_flat, percent, reported_ks, scalar};
-use crate::report::Report;
+use crate::report::{outcome, Report};
 use crate::svg::loss_chart;
 
 const STYLE: &str = "body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -77,6 +77,7 @@ pub fn render_html(report: &Report) -> String {
         &mut s,
         &[
             "variant",
+            "role",
             "description",
             "problems",
             "samples",
@@ -84,11 +85,12 @@ pub fn render_html(report: &Report) -> String {
         ],
     );
     for v in &report.variants {
-        let name = format!("{}{}", v.name, if v.baseline { " (baseline)" } else { "" });
+        let role = if v.baseline { "baseline" } else { "variant" };
         row(
             &mut s,
             &[
-                t(name),
+                t(&v.name),
+                t(role),
                 t(&v.description),
                 n(v.overall.problems),
                 n(v.overall.samples),
@@ -307,7 +309,7 @@ fn examples(s: &mut String, report: &Report) {
     for e in &report.examples {
         let _ = writeln!(
             s,
-            "<h3>Problem {} ({}): {} vs {}</h3>\n<p class=note>{}.</p>\n<pre>{}</pre>\n<div class=ex>",
+            "<h3>Problem {} ({}): {} vs {}</h3>\n<p class=note>Chosen because {}.</p>\n<pre>{}</pre>\n<div class=ex>",
             escape(&e.problem_id),
             escape(&e.difficulty),
             escape(&e.variant.name),
@@ -316,20 +318,16 @@ fn examples(s: &mut String, report: &Report) {
             escape(&e.question)
         );
         for side in [&e.baseline, &e.variant] {
-            let (class, word) = if side.passed {
-                ("pass", "passed")
-            } else {
-                ("fail", "failed")
-            };
+            let class = if side.passed { "pass" } else { "fail" };
             let _ = writeln!(
                 s,
-                "<div><b>{}</b>, sample {}: <span class={class}>{word}</span> ({:?}); {}/{} samples passed<pre><code>{}</code></pre></div>",
+                "<div><b>{}</b>, sample {}: <span class={class}>{}</span>; {}/{} samples passed<pre><code>{}</code></pre></div>",
                 escape(&side.name),
                 side.sample_idx,
-                side.status,
+                escape(&outcome(side.passed, side.status)),
                 side.c,
                 side.n,
-                escape(&side.code)
+                escape(side.code.trim_end())
             );
         }
         s.push_str("</div>\n");

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::bootstrap::{pct, pp};
-use crate::report::{Difference, GroupScores, Report};
+use crate::report::{outcome, Difference, GroupScores, Report};
 
 /// A fraction as a percentage with two decimals.
 pub(crate) fn percent(x: f64) -> String {
@@ -69,13 +69,13 @@ pub fn render_markdown(report: &Report) -> String {
     let ks = reported_ks(report);
     let level = format!("{}%", (report.bootstrap.confidence * 100.0).round());
 
-    let _ = writeln!(s, "## Variants\n\n| variant | description | problems | samples | internal errors |\n|---|---|---:|---:|---:|");
+    let _ = writeln!(s, "## Variants\n\n| variant | role | description | problems | samples | internal errors |\n|---|---|---|---:|---:|---:|");
     for v in &report.variants {
         let _ = writeln!(
             s,
-            "| {}{} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             cell(&v.name),
-            if v.baseline { " (baseline)" } else { "" },
+            if v.baseline { "baseline" } else { "variant" },
             cell(&v.description),
             v.overall.problems,
             v.overall.samples,
@@ -268,7 +268,7 @@ fn examples_section(s: &mut String, report: &Report) {
     for e in &report.examples {
         let _ = writeln!(
             s,
-            "### Problem {} ({}): {} vs {}\n\n{}.\n",
+            "### Problem {} ({}): {} vs {}\n\nChosen because {}.\n",
             e.problem_id, e.difficulty, e.variant.name, e.baseline.name, e.why
         );
         let f = fence(&e.question);
@@ -276,16 +276,15 @@ fn examples_section(s: &mut String, report: &Report) {
         for side in [&e.baseline, &e.variant] {
             let _ = writeln!(
                 s,
-                "**{}**, sample {}: {} ({:?}); {}/{} samples passed\n",
+                "**{}**, sample {}: {}; {}/{} samples passed\n",
                 side.name,
                 side.sample_idx,
-                if side.passed { "passed" } else { "failed" },
-                side.status,
+                outcome(side.passed, side.status),
                 side.c,
                 side.n
             );
             let f = fence(&side.code);
-            let _ = writeln!(s, "{f}python\n{}\n{f}\n", side.code);
+            let _ = writeln!(s, "{f}python\n{}\n{f}\n", side.code.trim_end());
         }
     }
 }
@@ -358,6 +357,13 @@ fn manifest_list(s: &mut String, v: &Value, depth: usize) {
             for x in a {
                 if is_flat(x) {
                     let _ = writeln!(s, "{pad}- {}", scalar(x));
+                } else if let Some(o) = x.as_object().filter(|o| o.values().all(is_flat)) {
+                    // A record such as one stage's wall time reads best on one line.
+                    let fields: Vec<String> = o
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", scalar(v)))
+                        .collect();
+                    let _ = writeln!(s, "{pad}- {}", fields.join(", "));
                 } else {
                     let _ = writeln!(s, "{pad}-");
                     manifest_list(s, x, depth + 1);

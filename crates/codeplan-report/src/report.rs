@@ -258,3 +258,16 @@ pub(crate) fn order_difficulties<'a>(labels: impl IntoIterator<Item = &'a str>) 
     );
     out
 }
+
+/// How a sample's outcome reads in a report: `passed`, `failed`, or `failed (compile_error)`.
+pub(crate) fn outcome(passed: bool, status: SampleStatus) -> String {
+    let name = serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    match (passed, status) {
+        (true, _) => "passed".to_owned(),
+        (false, SampleStatus::Failed) => "failed".to_owned(),
+        (false, _) => format!("failed ({name})"),
+    }
+}
