@@ -539,3 +539,39 @@ fn inconsistent_inputs_are_refused() {
     i.contamination.n = 0;
     assert!(build(&i).is_err());
 }
+
+#[test]
+fn contamination_on_the_bundled_apps_data() {
+    use codeplan_data::{load_problems, LoadOptions};
+    let data = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/apps"));
+    let load = |f: &str| {
+        load_problems(&data.join(f), &LoadOptions::default())
+            .unwrap()
+            .problems
+    };
+    let (test, mut train) = (load("test.jsonl"), load("train.jsonl"));
+    let dir = tempfile::tempdir().unwrap();
+    let id = test[0].id.clone();
+    let base = variant(dir.path(), "baseline", true, &[(id.as_str(), passes(1, 1))]);
+    let mut i = input(test.clone(), vec![base]);
+    i.train_problems = train.clone();
+    let clean = build(&i).unwrap().contamination;
+    assert_eq!(clean.train_questions, 154);
+    // Real statements share boilerplate ("the first line contains ..."), but none is a copy.
+    assert_eq!(clean.flagged, 0, "{:?}", clean.problems);
+    assert!(clean
+        .problems
+        .iter()
+        .all(|p| p.ngrams > 0 && p.max_overlap < 0.5));
+    // Leak one test statement into the training set, lightly edited.
+    let mut leaked = test[3].clone();
+    leaked.id = "leak".into();
+    leaked.question = format!("Note: {}\nGood luck!", leaked.question.to_lowercase());
+    train.push(leaked);
+    i.train_problems = train;
+    let dirty = build(&i).unwrap().contamination;
+    assert_eq!(dirty.flagged, 1);
+    let p = &dirty.problems[3];
+    assert!(p.flagged && p.max_overlap == 1.0 && p.exact_duplicate_of.is_none());
+    assert_eq!(p.source.as_deref(), Some("train question leak"));
+}
