@@ -11,6 +11,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::report::Difference;
 use crate::BootstrapSettings;
 
+/// Below this many problems no verdict claims a difference: the percentile bootstrap of a mean
+/// is too narrow on a handful of points (with one problem its interval has zero width).
+pub const MIN_PROBLEMS: usize = 20;
+
 /// A uniform index below `n` (rejection sampling, so no index is favoured).
 fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
     let n = n as u64;
@@ -113,7 +117,12 @@ pub(crate) fn paired(
     } else {
         format!("{n} problems")
     };
-    let verdict = if absolute_ci[0] > 0.0 {
+    let verdict = if n < MIN_PROBLEMS {
+        format!(
+            "only {over}: too few for the bootstrap interval to be trusted (pass@1 {}, {ci}); no conclusion drawn",
+            pp(v - b)
+        )
+    } else if absolute_ci[0] > 0.0 {
         let times = match relative_ci {
             Some(r) => format!(
                 "; relative {} ({level} CI {} to {})",
@@ -186,11 +195,19 @@ mod tests {
 
     #[test]
     fn identical_variants_give_a_zero_interval() {
-        let x = [0.5, 0.0, 1.0, 0.25];
+        let x = [0.5, 0.0, 1.0, 0.25].repeat(5);
         let d = paired("v", &x, &x, &settings(0)).unwrap();
         assert_eq!(d.absolute_ci, [0.0, 0.0]);
         assert!(d.verdict.contains("includes 0"), "{}", d.verdict);
         assert_eq!(d.relative, Some(0.0));
         assert!(paired("v", &[], &[], &settings(0)).is_none());
+        // One problem gives a zero-width interval: no claim, whatever it says.
+        let d = paired("v", &[0.0], &[1.0], &settings(0)).unwrap();
+        assert_eq!(d.absolute_ci, [1.0, 1.0]);
+        assert!(
+            d.verdict.starts_with("only 1 problem: too few"),
+            "{}",
+            d.verdict
+        );
     }
 }

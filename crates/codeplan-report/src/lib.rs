@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use codeplan_data::Problem;
 
+pub use bootstrap::MIN_PROBLEMS;
 pub use compare::{
     compare, render_comparison_markdown, Comparison, KComparison, ProblemChange, VariantComparison,
 };
@@ -304,8 +305,10 @@ fn improvement(
         variant: var.name.clone(),
         baseline: base.name.clone(),
         overall: diff(&|_| true),
+        // A benchmark without difficulties has the one group "all", which is `overall` again.
         by_difficulty: difficulties
             .iter()
+            .filter(|_| difficulties != ["all"])
             .filter_map(|d| diff(&|x| x == d).map(|r| (d.clone(), r)))
             .collect(),
     }
