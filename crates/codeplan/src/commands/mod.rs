@@ -5,6 +5,7 @@ pub mod distill;
 pub mod eval;
 pub mod generate;
 pub mod models;
+pub mod report;
 pub mod run;
 mod run_estimate;
 mod run_report;

@@ -124,7 +124,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         &out.join("manifest.json"),
         &serde_json::to_vec_pretty(&manifest)?,
     )?;
-    // REPORT-PENDING super::run_report::report(&experiment, &plan, manifest)?;
+    super::run_report::report(&experiment, &plan, manifest)?;
     drop(lock);
     Ok(())
 }
