@@ -86,10 +86,10 @@ pub enum StudentExport {
     #[serde(rename = "hf")]
     Hf,
     /// A GGUF file with 8-bit weights.
-    #[serde(rename = "gguf-q8_0")]
+    #[serde(rename = "gguf-q8_0", alias = "gguf_q8_0")]
     GgufQ8_0,
     /// A GGUF file with 16-bit weights.
-    #[serde(rename = "gguf-f16")]
+    #[serde(rename = "gguf-f16", alias = "gguf_f16")]
     GgufF16,
 }
 
@@ -100,6 +100,15 @@ impl StudentExport {
             StudentExport::Hf => "hf",
             StudentExport::GgufQ8_0 => "gguf-q8_0",
             StudentExport::GgufF16 => "gguf-f16",
+        }
+    }
+
+    /// The name in a `codeplan train` settings file (`export = [...]`).
+    pub fn config_name(self) -> &'static str {
+        match self {
+            StudentExport::Hf => "hf",
+            StudentExport::GgufQ8_0 => "gguf_q8_0",
+            StudentExport::GgufF16 => "gguf_f16",
         }
     }
 

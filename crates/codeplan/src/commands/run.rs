@@ -60,11 +60,18 @@ pub fn run(args: RunArgs) -> Result<()> {
     let experiment = Experiment::load(&args.experiment, &overrides)?;
     check_sections(&experiment, &args.experiment)?;
     let out = experiment.out_dir();
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let lock = lock_run(&out)?;
+    // A dry run writes nothing: no folder, no lock, no hash memo.
+    let lock = if args.dry_run {
+        None
+    } else {
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        Some(lock_run(&out)?)
+    };
     let mut hashes = FileHashes::with_memo(&out.join(".file-hashes.json"));
     let plan = codeplan_run::plan(&experiment, &mut hashes)?;
-    hashes.save()?;
+    if !args.dry_run {
+        hashes.save()?;
+    }
     check_stage_configs(&plan)?;
     let statuses = plan
         .stages
@@ -74,6 +81,10 @@ pub fn run(args: RunArgs) -> Result<()> {
     print_plan(&experiment, &plan, &statuses);
     if args.dry_run {
         return super::run_estimate::print(&plan, &statuses);
+    }
+    if !plan.named_models.is_empty() {
+        super::models::FetchArgs::ensure(plan.named_models.clone())
+            .context("fetching the experiment's models")?;
     }
     let resolved = toml::to_string(&experiment).context("writing the resolved experiment")?;
     record::write_atomic(&out.join("experiment.toml"), resolved.as_bytes())?;
@@ -244,6 +255,14 @@ fn check_sections(experiment: &Experiment, path: &Path) -> Result<()> {
 /// Checks each stage's full settings (problems and paths filled in) the way its verb will.
 fn check_stage_configs(plan: &Plan) -> Result<()> {
     for stage in &plan.stages {
+        if stage.kind == StageKind::Distill {
+            let args: distill::DistillArgs = Value::Table(stage.config.clone())
+                .try_into()
+                .context("a teacher stage's settings")?;
+            args.settings().with_context(|| {
+                format!("the teacher's settings for {}", stage.variants.join(", "))
+            })?;
+        }
         if stage.kind == StageKind::Train {
             let config: TrainConfig = Value::Table(stage.config.clone())
                 .try_into()

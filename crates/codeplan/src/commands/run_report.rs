@@ -83,7 +83,8 @@ pub fn manifest(
 /// comparison table with its confidence intervals.
 pub fn report(experiment: &Experiment, plan: &Plan, manifest: Json) -> Result<()> {
     let first = &plan.variants[0];
-    let eval_problems = problems_of(&plan.stages[first.eval].config).context("the evaluation problems")?;
+    let eval_problems =
+        problems_of(&plan.stages[first.eval].config).context("the evaluation problems")?;
     let train_problems =
         problems_of(&plan.stages[first.train].config).context("the training problems")?;
     let mut plan_files = Vec::new();
