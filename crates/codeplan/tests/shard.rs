@@ -118,9 +118,27 @@ fn eval_shards_merge_into_the_unsharded_verdicts_and_summary() {
         "an unsharded run is no shard"
     );
     let shards: Vec<PathBuf> = (0..3).map(|i| dir.path().join(format!("e{i}"))).collect();
+    // Shard 2 reads only its own problems' samples (as after `generate --shard 2/3`); the
+    // others read the whole file.
+    let own = dir.path().join("samples-2.jsonl");
+    let whole_text = String::from_utf8(read(&samples)).unwrap();
+    let mine: String = whole_text
+        .lines()
+        .filter(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["problem_id"] == 2 || v["problem_id"] == 4787
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(mine.lines().count(), 4);
+    std::fs::write(&own, mine).unwrap();
     for (i, s) in shards.iter().enumerate() {
         let shard = format!("{i}/3");
-        ok(&run(&args(&base, &["--out", p(s), "--shard", &shard])));
+        let mut a = args(&base, &["--out", p(s), "--shard", &shard]);
+        if i == 2 {
+            a[4] = p(&own).to_owned();
+        }
+        ok(&run(&a));
         let record = json(&s.join("shard.json"));
         assert_eq!(record["kind"], "eval");
         assert_eq!(record["shard"]["index"], i);

@@ -9,7 +9,6 @@ use serde::Deserialize;
 
 use codeplan_data::{read_samples, CodeExtraction, SampleOptions, SHARD_RECORD};
 use codeplan_exec::eval::{evaluate, EvalOptions};
-use codeplan_train::data::sha256_path;
 use serde_json::json;
 
 use crate::options::{data_hashes, parse_shard, read_config, DataArgs, JudgeArgs, ShardPart};
@@ -133,13 +132,13 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
     .with_context(|| format!("evaluating into {}", out.display()))?;
     bar.finish_and_clear();
     part.finish("eval", || {
-        // Everything that decides the verdicts; shards merge only when these agree.
+        // Everything that decides the verdicts; shards merge only when these agree. Not the
+        // samples file: each shard may judge its own generate shard's samples.
         let env = &evaluation.summary.environment;
         Ok(json!({
             "codeplan_version": env!("CARGO_PKG_VERSION"),
             "options": options,
             "extract": format!("{extract:?}"),
-            "samples_sha256": sha256_path(&samples_path)?,
             "data_sha256": data_hashes(&args.data)?,
             "python": env.python,
             "numpy": env.numpy,
