@@ -5,7 +5,8 @@
 //!   HumanEval (`.jsonl` / `.jsonl.gz`) and MBPP in the CodeT form, detecting the format from the
 //!   path and the first record unless a [`Format`] is given. [`load_all`] / [`merge_loaded`]
 //!   combine several sources and refuse duplicate problem ids.
-//! - [`Selection`] picks problems by id, difficulty and count.
+//! - [`Selection`] picks problems by id, difficulty and count; [`Shard`] deals them out to the
+//!   parts of a split run, and [`ShardSet`] checks and merges the parts' outputs.
 //! - [`read_samples`] / [`write_samples`] read and write samples JSONL (`{"problem_id",
 //!   "sample_idx", "code"}`, or human-eval `{"task_id", "completion"}`), optionally taking the
 //!   code out of markdown fences ([`CodeExtraction`]).
@@ -41,6 +42,7 @@ pub mod prompt;
 pub mod sample;
 mod samples;
 mod select;
+mod shard;
 
 pub use error::{DataError, DuplicateId, Invalid, InvalidKind, Skipped};
 pub use extract::{extract_fenced, CodeExtraction};
@@ -52,3 +54,6 @@ pub use samples::{
     read_samples, solutions_as_samples, write_samples, LoadedSamples, SampleOptions,
 };
 pub use select::{Selection, APPS_DIFFICULTIES};
+pub use shard::{
+    MergedLines, SelectedProblem, Shard, ShardError, ShardRecord, ShardSet, SHARD_RECORD,
+};

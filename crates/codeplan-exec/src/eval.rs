@@ -14,8 +14,7 @@ use codeplan_data::{Problem, Sample, Tests};
 use crate::judge::{self, JudgeKind, JudgeLimits, SampleVerdict};
 use crate::pool::{Job, JudgeSettings, Pool};
 use crate::sandbox::{Layers, SandboxLimits};
-use crate::summary::summarise;
-pub use crate::summary::{Summary, TimeoutReport};
+pub use crate::summary::{RunCounts, Summary, TimeoutReport};
 use crate::ExecError;
 
 /// Which judge to use: `auto` picks `apps` for input/output tests and `strict` for assertions.
@@ -159,11 +158,13 @@ fn settings_key(kind: JudgeKind, limits: &JudgeLimits, env: &Environment, rerun:
 pub struct Evaluation {
     /// Metrics and counts.
     pub summary: Summary,
-    /// One line per sample (reused and new).
+    /// One line per sample (reused and new), in problem order, then sample order.
     pub verdicts: Vec<VerdictLine>,
 }
 
-/// Runs the evaluation, writing `verdicts.jsonl`, `summary.json` and `summary.md` in `out_dir`.
+/// Runs the evaluation, writing `verdicts.jsonl` (appended as verdicts arrive, then rewritten
+/// in problem order — the order of `problems` — and sample order), `summary.json` and
+/// `summary.md` in `out_dir`.
 pub fn evaluate(
     pool: &Pool,
     problems: &[Problem],
@@ -303,31 +304,70 @@ pub fn evaluate(
         return Err(io_err("verdicts.jsonl", e));
     }
     out.sync_all().map_err(|e| io_err("verdicts.jsonl", e))?;
+    drop(out);
 
-    let summary = summarise(
-        problems,
+    // Verdicts arrive in completion order, which differs from run to run; the finished file is
+    // rewritten in problem (selection) order, then sample order, so two runs of the same
+    // samples — or the merged shards of one — write their lines in the same order.
+    let position: HashMap<&str, usize> = problems
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
+    all.sort_by_key(|v| {
+        (
+            position[v.verdict.problem_id.as_str()],
+            v.verdict.sample_idx,
+        )
+    });
+    write_atomic(&verdicts_path, &verdicts_jsonl(&all)).map_err(|e| io_err("verdicts.jsonl", e))?;
+
+    let difficulty: HashMap<String, String> = problems
+        .iter()
+        .map(|p| (p.id.clone(), p.difficulty_label().to_owned()))
+        .collect();
+    let summary = Summary::from_verdicts(
+        &difficulty,
         &all,
         options,
         env,
-        reused,
-        all.len() - reused,
-        duplicates,
-        started,
+        RunCounts {
+            reused,
+            judged_now: all.len() - reused,
+            duplicates,
+            wall_s: started.elapsed().as_secs_f64(),
+        },
     );
+    write_summary(out_dir, &summary)?;
+    Ok(Evaluation {
+        summary,
+        verdicts: all,
+    })
+}
+
+/// Verdict lines as `verdicts.jsonl` holds them.
+pub fn verdicts_jsonl(lines: &[VerdictLine]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in lines {
+        serde_json::to_writer(&mut out, v).expect("verdict serialises");
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Writes `summary.json` and `summary.md` into `out_dir`, each atomically.
+pub fn write_summary(out_dir: &Path, summary: &Summary) -> Result<(), ExecError> {
+    let io_err = |what: &str, e: std::io::Error| ExecError::Output(format!("{what}: {e}"));
     write_atomic(
         &out_dir.join("summary.json"),
-        &serde_json::to_vec_pretty(&summary).expect("summary serialises"),
+        &serde_json::to_vec_pretty(summary).expect("summary serialises"),
     )
     .map_err(|e| io_err("summary.json", e))?;
     write_atomic(
         &out_dir.join("summary.md"),
         summary.to_markdown().as_bytes(),
     )
-    .map_err(|e| io_err("summary.md", e))?;
-    Ok(Evaluation {
-        summary,
-        verdicts: all,
-    })
+    .map_err(|e| io_err("summary.md", e))
 }
 
 /// Writes a file through a temporary name and a rename, so a crash never leaves half a file.

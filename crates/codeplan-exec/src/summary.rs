@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use codeplan_data::Problem;
-
 use crate::eval::{Calibration, Environment, EvalOptions, JudgeChoice, VerdictLine};
 use crate::judge::{JudgeLimits, SampleStatus, SampleVerdict};
 use crate::metrics::{self, ProblemScores, Report, SampleScore};
@@ -57,82 +55,94 @@ pub struct Summary {
     pub wall_s: f64,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn summarise(
-    problems: &[Problem],
-    all: &[VerdictLine],
-    options: &EvalOptions,
-    environment: Environment,
-    reused: usize,
-    judged_now: usize,
-    duplicates: usize,
-    started: std::time::Instant,
-) -> Summary {
-    let mut per_problem: BTreeMap<&str, Vec<&SampleVerdict>> = BTreeMap::new();
-    let mut sample_status = BTreeMap::new();
-    let mut test_status = BTreeMap::new();
-    let mut timeouts = TimeoutReport::default();
-    let mut internal_errors = 0;
-    for line in all {
-        let v = &line.verdict;
-        *sample_status.entry(name(&v.status)).or_insert(0) += 1;
-        for t in &v.tests {
-            *test_status.entry(name(&t.status)).or_insert(0) += 1;
-        }
-        if v.timed_out() {
-            timeouts.samples_timed_out += 1;
-        }
-        if let Some(again) = v.rerun_passed {
-            timeouts.rerun += 1;
-            timeouts.flips += usize::from(again != v.passed);
-        }
-        if v.status == SampleStatus::InternalError {
-            internal_errors += 1;
-            continue;
-        }
-        per_problem.entry(&v.problem_id).or_default().push(v);
-    }
-    let difficulty: HashMap<&str, &str> = problems
-        .iter()
-        .map(|p| (p.id.as_str(), p.difficulty_label()))
-        .collect();
-    let scores: Vec<ProblemScores> = per_problem
-        .into_iter()
-        .map(|(id, mut vs)| {
-            vs.sort_by_key(|v| v.sample_idx);
-            ProblemScores {
-                problem_id: id.to_owned(),
-                difficulty: difficulty.get(id).copied().unwrap_or("all").to_owned(),
-                samples: vs
-                    .iter()
-                    .map(|v| {
-                        let (passed_tests, total_entries) = v.passed_and_entries();
-                        SampleScore {
-                            correct: v.passed,
-                            passed_tests,
-                            total_entries,
-                        }
-                    })
-                    .collect(),
+/// What a summary takes from the run(s) that produced the verdicts, rather than from the
+/// verdicts themselves.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunCounts {
+    /// Samples whose verdict was reused from an earlier run.
+    pub reused: usize,
+    /// Samples judged now.
+    pub judged_now: usize,
+    /// Samples whose code repeated an earlier sample of the same problem.
+    pub duplicates: usize,
+    /// Wall time, seconds.
+    pub wall_s: f64,
+}
+
+impl Summary {
+    /// Summarises verdicts (in any order): metrics overall and per difficulty (`difficulty`
+    /// maps problem ids to labels; ids it lacks count as `all`), verdict counts and timeouts.
+    /// `codeplan eval` and `codeplan merge` both summarise through this, so a merged summary
+    /// is computed exactly as an unsharded run's.
+    pub fn from_verdicts(
+        difficulty: &HashMap<String, String>,
+        all: &[VerdictLine],
+        options: &EvalOptions,
+        environment: Environment,
+        counts: RunCounts,
+    ) -> Summary {
+        let mut per_problem: BTreeMap<&str, Vec<&SampleVerdict>> = BTreeMap::new();
+        let mut sample_status = BTreeMap::new();
+        let mut test_status = BTreeMap::new();
+        let mut timeouts = TimeoutReport::default();
+        let mut internal_errors = 0;
+        for line in all {
+            let v = &line.verdict;
+            *sample_status.entry(name(&v.status)).or_insert(0) += 1;
+            for t in &v.tests {
+                *test_status.entry(name(&t.status)).or_insert(0) += 1;
             }
-        })
-        .collect();
-    Summary {
-        judge: options.judge,
-        problems: scores.len(),
-        samples: all.len(),
-        judged_now,
-        reused,
-        duplicates,
-        metrics: metrics::report(&scores, &options.ks),
-        sample_status,
-        test_status,
-        internal_errors,
-        timeouts,
-        limits: options.limits.clone(),
-        calibration: options.calibrate,
-        environment,
-        wall_s: started.elapsed().as_secs_f64(),
+            if v.timed_out() {
+                timeouts.samples_timed_out += 1;
+            }
+            if let Some(again) = v.rerun_passed {
+                timeouts.rerun += 1;
+                timeouts.flips += usize::from(again != v.passed);
+            }
+            if v.status == SampleStatus::InternalError {
+                internal_errors += 1;
+                continue;
+            }
+            per_problem.entry(&v.problem_id).or_default().push(v);
+        }
+        let scores: Vec<ProblemScores> = per_problem
+            .into_iter()
+            .map(|(id, mut vs)| {
+                vs.sort_by_key(|v| v.sample_idx);
+                ProblemScores {
+                    problem_id: id.to_owned(),
+                    difficulty: difficulty.get(id).map_or("all", String::as_str).to_owned(),
+                    samples: vs
+                        .iter()
+                        .map(|v| {
+                            let (passed_tests, total_entries) = v.passed_and_entries();
+                            SampleScore {
+                                correct: v.passed,
+                                passed_tests,
+                                total_entries,
+                            }
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Summary {
+            judge: options.judge,
+            problems: scores.len(),
+            samples: all.len(),
+            judged_now: counts.judged_now,
+            reused: counts.reused,
+            duplicates: counts.duplicates,
+            metrics: metrics::report(&scores, &options.ks),
+            sample_status,
+            test_status,
+            internal_errors,
+            timeouts,
+            limits: options.limits.clone(),
+            calibration: options.calibrate,
+            environment,
+            wall_s: counts.wall_s,
+        }
     }
 }
 

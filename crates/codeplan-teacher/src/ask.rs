@@ -75,7 +75,7 @@ pub enum Asked {
 }
 
 /// Counts of one asking round.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AskStats {
     /// Questions.
     pub questions: usize,
@@ -94,7 +94,7 @@ pub struct AskStats {
 }
 
 /// Why asking stopped early.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Stop {
     /// A cap (`--max-cost`, `--max-requests`) was reached.

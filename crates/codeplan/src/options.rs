@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
+use serde_json::Value;
 
-use codeplan_data::{load_all, Format, LoadOptions, Problem, Selection};
+use codeplan_data::{load_all, Format, LoadOptions, Problem, Selection, Shard, ShardRecord};
 use codeplan_exec::eval::{Calibration, JudgeChoice};
 use codeplan_exec::judge::JudgeLimits;
 use codeplan_exec::pool::{Pool, PoolConfig};
@@ -291,4 +292,75 @@ impl ModelsDirArgs {
             self.models_dir.as_deref(),
         )?)
     }
+}
+
+/// Parses `--shard I/N`, naming the flag and the value in the error.
+pub fn parse_shard(arg: Option<&str>) -> Result<Option<Shard>> {
+    arg.map(|s| s.parse::<Shard>().map_err(|e| anyhow!("--shard {s}: {e}")))
+        .transpose()
+}
+
+/// The shard side of a run: which part of the selection it does, and the record it leaves
+/// when it finishes (so `codeplan merge` can check it has every part).
+pub struct ShardPart {
+    shard: Option<Shard>,
+    record: PathBuf,
+    selection: Vec<Problem>,
+}
+
+impl ShardPart {
+    /// Returns this shard's problems (all of them without a shard); unless the run only
+    /// looks (`writes` false: a dry run), removes the record an earlier run left at `record`,
+    /// as the outputs are about to change.
+    pub fn begin(
+        shard: Option<Shard>,
+        record: PathBuf,
+        selection: Vec<Problem>,
+        writes: bool,
+    ) -> Result<(ShardPart, Vec<Problem>)> {
+        if writes {
+            ShardRecord::remove(&record)?;
+        }
+        let mine = match shard {
+            Some(s) => s.apply(selection.clone()),
+            None => selection.clone(),
+        };
+        if let Some(s) = shard {
+            eprintln!(
+                "shard {s}: {} of {} selected problem(s)",
+                mine.len(),
+                selection.len()
+            );
+        }
+        Ok((
+            ShardPart {
+                shard,
+                record,
+                selection,
+            },
+            mine,
+        ))
+    }
+
+    /// The whole selection (before sharding).
+    pub fn selection(&self) -> &[Problem] {
+        &self.selection
+    }
+
+    /// Records a finished shard: its kind, index and the settings that decide its outputs
+    /// (`settings` is only built for a shard). Unsharded runs record nothing.
+    pub fn finish(&self, kind: &str, settings: impl FnOnce() -> Result<Value>) -> Result<()> {
+        if let Some(shard) = self.shard {
+            ShardRecord::new(kind, shard, &self.selection, settings()?).write(&self.record)?;
+        }
+        Ok(())
+    }
+}
+
+/// sha256 of each `--data` input, so shards made from different files do not merge.
+pub fn data_hashes(data: &DataArgs) -> Result<Vec<String>> {
+    data.data
+        .iter()
+        .map(|p| Ok(codeplan_train::data::sha256_path(p)?))
+        .collect()
 }

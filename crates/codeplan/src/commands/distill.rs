@@ -10,6 +10,7 @@ use indicatif::ProgressBar;
 use serde::Deserialize;
 use serde_json::json;
 
+use codeplan_data::SHARD_RECORD;
 use codeplan_teacher::ask::Stop;
 use codeplan_teacher::budget::{table_price, Budget, Limits, Price};
 use codeplan_teacher::client::{HttpConfig, HttpTeacher};
@@ -26,7 +27,7 @@ use codeplan_teacher::{
 use codeplan_train::data::sha256_path;
 
 use crate::model_args::ModelArgs;
-use crate::options::{read_config, DataArgs, JudgeArgs};
+use crate::options::{data_hashes, parse_shard, read_config, DataArgs, JudgeArgs, ShardPart};
 use crate::progress::stage_bar;
 
 /// Arguments of `codeplan distill` (also readable from a TOML file with `--config`).
@@ -190,6 +191,11 @@ pub struct DistillArgs {
     /// Output folder.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Distill only shard I of N (0-based): the problems at positions I, I+N, I+2N, … of the
+    /// selection; leaves DIR/shard.json, and `codeplan merge` joins the N folders.
+    #[arg(long, value_name = "I/N")]
+    #[serde(skip)]
+    pub shard: Option<String>,
 }
 
 /// `--plan-sampling` values.
@@ -397,6 +403,7 @@ pub fn run(mut args: DistillArgs) -> Result<()> {
         args.merge(file);
     }
     // Everything that can be wrong in the settings fails before any loading or asking.
+    let shard = parse_shard(args.shard.as_deref())?;
     let config = args.settings()?;
     let choice = teacher_choice(&args)?;
     let Some(out) = args.out.clone() else {
@@ -443,7 +450,12 @@ pub fn run(mut args: DistillArgs) -> Result<()> {
         .as_deref()
         .map(codeplan_teacher::batch::import)
         .transpose()?;
-    let problems = args.data.load()?;
+    let (part, problems) = ShardPart::begin(
+        shard,
+        out.join(SHARD_RECORD),
+        args.data.load()?,
+        !args.dry_run,
+    )?;
 
     let (teacher, info) = connect(&args, &choice)?;
     let cache_dir = if args.no_cache {
@@ -536,6 +548,13 @@ pub fn run(mut args: DistillArgs) -> Result<()> {
     let s = &report.summary;
     print!("{}", s.markdown());
     println!("Wrote {}", out.join("plans.jsonl").display());
+    if s.stopped.is_none() {
+        // Everything that decides the plans (not the URL: each shard may ask its own server).
+        part.finish("distill", || {
+            Ok(json!({"codeplan_version": env!("CARGO_PKG_VERSION"), "teacher": info,
+                "config": config, "template_hash": s.template_hash, "data_sha256": data_hashes(&args.data)?}))
+        })?;
+    }
     match &s.stopped {
         Some(stop @ Stop::Budget) => bail!("{}", stop_message(stop, &budget)),
         Some(stop @ Stop::Fatal { .. }) => bail!(

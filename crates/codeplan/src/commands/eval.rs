@@ -1,15 +1,17 @@
 //! `codeplan eval`: judge a samples file and report pass@k.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
-use codeplan_data::{read_samples, CodeExtraction, SampleOptions};
+use codeplan_data::{read_samples, CodeExtraction, SampleOptions, SHARD_RECORD};
 use codeplan_exec::eval::{evaluate, EvalOptions};
+use serde_json::json;
 
-use crate::options::{read_config, DataArgs, JudgeArgs};
+use crate::options::{data_hashes, parse_shard, read_config, DataArgs, JudgeArgs, ShardPart};
 use crate::progress::samples_bar;
 
 /// Arguments of `codeplan eval` (also readable from a TOML file with `--config`).
@@ -42,6 +44,11 @@ pub struct EvalArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub judge: JudgeArgs,
+    /// Judge only shard I of N (0-based): the samples of the problems at positions I, I+N,
+    /// I+2N, … of the selection; leaves DIR/shard.json, and `codeplan merge` joins the N folders.
+    #[arg(long, value_name = "I/N")]
+    #[serde(skip)]
+    pub shard: Option<String>,
 }
 
 /// Code extraction on the command line.
@@ -66,6 +73,7 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
         args.out = args.out.or(file.out);
     }
     // Check every setting before loading anything, so a typo fails fast.
+    let shard = parse_shard(args.shard.as_deref())?;
     args.judge.validate()?;
     let options = EvalOptions {
         judge: args.judge.choice(),
@@ -84,18 +92,28 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("out/eval"));
-    let problems = args.data.load()?;
-    let loaded = read_samples(
+    let (part, problems) =
+        ShardPart::begin(shard, out.join(SHARD_RECORD), args.data.load()?, true)?;
+    let extract = match args.extract {
+        Some(ExtractArg::Fenced) => CodeExtraction::Fenced,
+        _ => CodeExtraction::Raw,
+    };
+    // Samples are checked against the whole selection (a typo in any line is still an error),
+    // then a shard keeps those of its own problems.
+    let mut loaded = read_samples(
         &samples_path,
-        &problems,
+        part.selection(),
         &SampleOptions {
             skip_invalid: args.data.skip_invalid,
-            extract: match args.extract {
-                Some(ExtractArg::Fenced) => CodeExtraction::Fenced,
-                _ => CodeExtraction::Raw,
-            },
+            extract,
         },
     )?;
+    if shard.is_some() {
+        let mine: HashSet<&str> = problems.iter().map(|p| p.id.as_str()).collect();
+        loaded
+            .samples
+            .retain(|s| mine.contains(s.problem_id.as_str()));
+    }
     if !loaded.skipped.is_empty() {
         eprintln!(
             "warning: skipped {} invalid sample line(s) (--skip-invalid):",
@@ -113,6 +131,20 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
     })
     .with_context(|| format!("evaluating into {}", out.display()))?;
     bar.finish_and_clear();
+    part.finish("eval", || {
+        // Everything that decides the verdicts; shards merge only when these agree. Not the
+        // samples file: each shard may judge its own generate shard's samples.
+        let env = &evaluation.summary.environment;
+        Ok(json!({
+            "codeplan_version": env!("CARGO_PKG_VERSION"),
+            "options": options,
+            "extract": format!("{extract:?}"),
+            "data_sha256": data_hashes(&args.data)?,
+            "python": env.python,
+            "numpy": env.numpy,
+            "memory_bytes": env.sandbox_limits.memory_bytes,
+        }))
+    })?;
     println!("{}", evaluation.summary.to_markdown());
     println!(
         "Wrote {}/verdicts.jsonl, summary.json, summary.md",

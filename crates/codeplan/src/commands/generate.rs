@@ -4,13 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use codeplan_data::ShardRecord;
 use serde::Deserialize;
 
 use codeplan_model::solve::{solve_problems, PromptStyle, SolveOptions};
 use codeplan_model::SamplingParams;
+use codeplan_train::data::sha256_path;
+use serde_json::json;
 
 use crate::model_args::ModelArgs;
-use crate::options::{read_config, DataArgs};
+use crate::options::{data_hashes, parse_shard, read_config, DataArgs, ShardPart};
 use crate::progress::problems_bar;
 
 /// Arguments of `codeplan generate` (also readable from a TOML file with `--config`).
@@ -67,6 +70,11 @@ pub struct GenerateArgs {
     /// Samples JSONL to append to.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Run only shard I of N (0-based): the problems at positions I, I+N, I+2N, … of the
+    /// selection; leaves FILE.shard.json, and `codeplan merge` joins the N files.
+    #[arg(long, value_name = "I/N")]
+    #[serde(skip)]
+    pub shard: Option<String>,
 }
 
 /// `--prompt` values.
@@ -97,6 +105,7 @@ pub fn run(mut args: GenerateArgs) -> Result<()> {
         args.out = args.out.or(file.out);
     }
     // Check every setting before loading anything, so a typo fails fast.
+    let shard = parse_shard(args.shard.as_deref())?;
     let n = args.n.unwrap_or(1);
     if n == 0 {
         bail!("--n must be at least 1");
@@ -117,7 +126,12 @@ pub fn run(mut args: GenerateArgs) -> Result<()> {
     let Some(out) = args.out.clone() else {
         bail!("no output given: pass --out FILE (samples JSONL; reruns resume it)");
     };
-    let problems = args.data.load()?;
+    let (part, problems) = ShardPart::begin(
+        shard,
+        ShardRecord::path_for(&out, false),
+        args.data.load()?,
+        true,
+    )?;
     let model = args.model.load()?;
     let options = SolveOptions {
         n,
@@ -168,6 +182,24 @@ pub fn run(mut args: GenerateArgs) -> Result<()> {
             summary.truncated.join(", ")
         );
     }
+    part.finish("generate", || {
+        // Everything that decides the samples; shards merge only when these agree.
+        Ok(json!({
+            "codeplan_version": env!("CARGO_PKG_VERSION"),
+            "model": model.name(),
+            "model_sha256": sha256_path(model.path())?,
+            "data_sha256": data_hashes(&args.data)?,
+            "n": n,
+            "max_new_tokens": max_new_tokens,
+            "temperature": options.sampling.temperature,
+            "top_p": options.sampling.top_p,
+            "top_k": options.sampling.top_k,
+            "seed": options.sampling.seed,
+            "stop": options.stop,
+            "prompt": format!("{:?}", options.prompt),
+            "max_prompt_tokens": options.max_prompt_tokens,
+        }))
+    })?;
     println!("Wrote {}", out.display());
     Ok(())
 }

@@ -4,6 +4,7 @@ pub mod data;
 pub mod distill;
 pub mod eval;
 pub mod generate;
+pub mod merge;
 pub mod models;
 pub mod report;
 pub mod run;
