@@ -255,7 +255,8 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
             let messages = run
                 .templates
                 .plan_messages(config.reasoning, problem, solution)?;
-            Ok(question(run, c, "plan", messages, config.plan))
+            let stop = run.templates.plan_stop(config.reasoning);
+            Ok(question(run, c, "plan", messages, config.plan, stop))
         })
         .collect::<Result<_, TeacherError>>()?;
     if let Some(report) = export_pending(run, &cands, &plan_questions, &plan_questions)? {
@@ -314,7 +315,8 @@ pub fn distill(run: &Run, progress: &(dyn Fn(Progress) + Sync)) -> Result<Report
                 let problem = &run.problems[c.problem];
                 let plan = states[i].plan.as_deref().expect("answered plans have text");
                 let messages = run.templates.code_messages(problem, plan)?;
-                Ok(question(run, c, "code", messages, config.code))
+                let stop = run.templates.code_stop();
+                Ok(question(run, c, "code", messages, config.code, stop))
             })
             .collect::<Result<_, TeacherError>>()?;
         if let Some(report) = export_pending(run, &cands, &plan_questions, &code_questions)? {
@@ -390,6 +392,7 @@ fn question(
     stage: &str,
     messages: Vec<crate::request::Message>,
     sampling: Sampling,
+    stop: &[String],
 ) -> Question {
     let problem = &run.problems[c.problem];
     let request = ChatRequest::new(
@@ -397,7 +400,8 @@ fn question(
         messages,
         sampling,
         request_seed(run.config.seed, &problem.id, c, stage),
-    );
+    )
+    .with_stop(stop);
     Question {
         key: request.key(&run.teacher.identity),
         label: format!("{stage} {} c{}", problem.id, c.index),

@@ -87,7 +87,7 @@ impl LocalTeacher {
                 top_k: 0,
                 seed: request.seed,
             },
-            stop: Vec::new(),
+            stop: request.stop.clone(),
         };
         let _slot = self.slots.acquire().await.expect("semaphore never closed");
         let mut events = self

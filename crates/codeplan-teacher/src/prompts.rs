@@ -44,6 +44,10 @@ pub struct Pair {
     pub system: String,
     /// The user message.
     pub user: String,
+    /// Stop sequences: the answer ends before the first of these (e.g. where a model, following
+    /// the demonstration's pattern, would start quoting the next program).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +163,19 @@ impl Templates {
             Reasoning::Forward => &self.forward,
         };
         render_pair(pair, &vars, reasoning.name())
+    }
+
+    /// The stop sequences of the plan prompt for `reasoning`.
+    pub fn plan_stop(&self, reasoning: Reasoning) -> &[String] {
+        match reasoning {
+            Reasoning::Backward => &self.backward.stop,
+            Reasoning::Forward => &self.forward.stop,
+        }
+    }
+
+    /// The stop sequences of the validation-code prompt.
+    pub fn code_stop(&self) -> &[String] {
+        &self.code.stop
     }
 
     /// The messages asking for code that follows `plan` (never shown a reference solution).

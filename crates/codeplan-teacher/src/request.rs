@@ -49,6 +49,9 @@ pub struct ChatRequest {
     pub max_tokens: usize,
     /// The request's own seed (each request derives one, so reruns ask the same question).
     pub seed: u64,
+    /// Stop sequences (sent only when there are some, so other requests keep their keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
 }
 
 impl ChatRequest {
@@ -61,12 +64,19 @@ impl ChatRequest {
             top_p: sampling.top_p,
             max_tokens: sampling.max_tokens,
             seed,
+            stop: Vec::new(),
         }
+    }
+
+    /// The request with these stop sequences.
+    pub fn with_stop(mut self, stop: &[String]) -> ChatRequest {
+        self.stop = stop.to_vec();
+        self
     }
 
     /// The JSON body sent to the server.
     pub fn body(&self) -> Value {
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "model": self.model,
             "messages": self.messages,
             "temperature": self.temperature,
@@ -74,7 +84,11 @@ impl ChatRequest {
             "max_tokens": self.max_tokens,
             "seed": self.seed,
             "n": 1,
-        })
+        });
+        if !self.stop.is_empty() {
+            body["stop"] = serde_json::json!(self.stop);
+        }
+        body
     }
 
     /// The content address: sha256 of the teacher's identity and the body (keys sorted), so

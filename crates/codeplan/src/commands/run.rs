@@ -89,7 +89,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     let resolved = toml::to_string(&experiment).context("writing the resolved experiment")?;
     record::write_atomic(&out.join("experiment.toml"), resolved.as_bytes())?;
     let started = Instant::now();
-    let mut timings = Vec::new();
+    let mut ran = Vec::new();
     for (i, stage) in plan.stages.iter().enumerate() {
         let label = format!(
             "[{}/{}] {} ({})",
@@ -100,7 +100,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
         if statuses[i] == StageStatus::Cached {
             eprintln!("{label}: cached, {}", stage.dir.display());
-            timings.push(("cached", None));
+            ran.push(false);
             check_outputs(stage)?;
             continue;
         }
@@ -123,14 +123,15 @@ pub fn run(args: RunArgs) -> Result<()> {
             })
             .with_context(|| {
                 format!(
-                    "the run stopped; rerun `codeplan run {}` to resume (finished stages are kept)",
-                    args.experiment.display()
+                    "the run stopped; run the same command again to resume ({}; finished stages are kept)",
+                    std::env::args().collect::<Vec<_>>().join(" ")
                 )
             })?;
-        timings.push(("ran", Some(seconds)));
+        eprintln!("{label}: done in {:.0} s", seconds);
+        ran.push(true);
         check_outputs(stage)?;
     }
-    let manifest = super::run_report::manifest(&experiment, &plan, &timings, started.elapsed())?;
+    let manifest = super::run_report::manifest(&experiment, &plan, &ran, started.elapsed())?;
     record::write_atomic(
         &out.join("manifest.json"),
         &serde_json::to_vec_pretty(&manifest)?,

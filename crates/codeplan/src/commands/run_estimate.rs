@@ -9,13 +9,38 @@ use codeplan_train::config::TrainConfig;
 
 use super::{distill, generate};
 
-/// Token throughputs measured on the 2-core Zen 4 machine (BENCHMARKS.md, "codeplan run"),
-/// by the model a stage runs: (teacher decode, student training, student sampling), tokens/s.
-const SPEEDS: &[(&str, f64, f64, f64)] = &[
-    ("smollm2-135m", 60.0, 230.0, 150.0),
-    ("qwen2.5-coder-0.5b", 25.0, 100.0, 45.0),
-    ("qwen2.5-coder-1.5b", 10.0, 35.0, 15.0),
+/// Throughputs measured on the 2-core Zen 4 machine, by the model a stage runs (BENCHMARKS.md,
+/// "codeplan run"): the local teacher's completion tokens per second of its whole stage
+/// (prefill, validation and judging included), LoRA training tokens/s, and tokens/s sampled
+/// from the stage's q8_0 export with n = 5. `None`: not measured, so no time is claimed.
+const SPEEDS: &[Speeds] = &[
+    Speeds {
+        model: "smollm2-135m",
+        teacher: None,
+        train: Some(200.0),
+        sample: Some(210.0),
+    },
+    Speeds {
+        model: "qwen2.5-coder-0.5b",
+        teacher: Some(57.0),
+        train: Some(103.9),
+        sample: None,
+    },
+    Speeds {
+        model: "qwen2.5-coder-1.5b",
+        teacher: Some(18.9),
+        train: None,
+        sample: None,
+    },
 ];
+
+/// One model's measured throughputs, tokens/s.
+struct Speeds {
+    model: &'static str,
+    teacher: Option<f64>,
+    train: Option<f64>,
+    sample: Option<f64>,
+}
 
 /// One stage's work, at most.
 struct Work {
@@ -77,7 +102,7 @@ fn estimate(plan: &Plan, stage: &Stage) -> Result<Work> {
                 .teacher
                 .as_deref()
                 .and_then(|t| t.strip_prefix("local:"))
-                .and_then(|m| speed(m, 1));
+                .and_then(|m| speed(m, |s| s.teacher));
             Work {
                 what: format!(
                     "{n} problems × {} plans: ≤ {requests} teacher requests, ≤ {tokens} generated tokens",
@@ -92,7 +117,9 @@ fn estimate(plan: &Plan, stage: &Stage) -> Result<Work> {
             let model = student_name(plan, stage);
             Work {
                 what: format!("{} updates: ≤ {tokens} tokens", c.max_steps),
-                seconds: model.and_then(|m| speed(&m, 2)).map(|s| tokens as f64 / s),
+                seconds: model
+                    .and_then(|m| speed(&m, |s| s.train))
+                    .map(|s| tokens as f64 / s),
             }
         }
         StageKind::Generate => {
@@ -103,7 +130,9 @@ fn estimate(plan: &Plan, stage: &Stage) -> Result<Work> {
             let model = student_name(plan, stage);
             Work {
                 what: format!("{n} problems × {per} samples: ≤ {tokens} generated tokens"),
-                seconds: model.and_then(|m| speed(&m, 3)).map(|s| tokens as f64 / s),
+                seconds: model
+                    .and_then(|m| speed(&m, |s| s.sample))
+                    .map(|s| tokens as f64 / s),
             }
         }
         StageKind::Eval => {
@@ -131,12 +160,8 @@ fn student_name(plan: &Plan, stage: &Stage) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn speed(model: &str, column: usize) -> Option<f64> {
-    SPEEDS.iter().find(|s| s.0 == model).map(|s| match column {
-        1 => s.1,
-        2 => s.2,
-        _ => s.3,
-    })
+fn speed(model: &str, pick: fn(&Speeds) -> Option<f64>) -> Option<f64> {
+    SPEEDS.iter().find(|s| s.model == model).and_then(pick)
 }
 
 fn minutes(seconds: f64) -> String {

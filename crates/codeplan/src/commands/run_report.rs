@@ -19,12 +19,12 @@ use crate::options::DataArgs;
 pub fn manifest(
     experiment: &Experiment,
     plan: &Plan,
-    timings: &[(&str, Option<f64>)],
+    ran: &[bool],
     elapsed: Duration,
 ) -> Result<Json> {
     let python = PythonInfo::discover(None).ok();
     let mut stages = Vec::new();
-    for (stage, (status, _)) in plan.stages.iter().zip(timings) {
+    for (stage, ran) in plan.stages.iter().zip(ran) {
         let rec = record::read_record(&stage.dir)?
             .with_context(|| format!("stage {} has no record", stage.dir.display()))?;
         stages.push(json!({
@@ -32,7 +32,7 @@ pub fn manifest(
             "key": stage.key,
             "variants": stage.variants,
             "dir": stage.dir,
-            "status": status,
+            "status": if *ran { "ran" } else { "cached" },
             "wall_seconds": rec.wall_seconds,
             "finished": rec.finished,
             "command": rec.command,
