@@ -73,16 +73,20 @@ pub fn print(plan: &Plan, statuses: &[StageStatus]) -> Result<()> {
                 .unwrap_or_default()
         );
     }
-    println!(
-        "\nRough time: ≤ ~{}{} at the speeds measured on a 2-core machine; finished teacher \
-         answers in the shared cache are not asked again, so distillation can take far less.",
-        minutes(total),
-        if unknown {
-            " plus stages of unknown speed"
-        } else {
-            ""
-        }
-    );
+    if total == 0.0 {
+        println!("\nRough time: unknown (no speeds are measured for these models and stages).");
+    } else {
+        println!(
+            "\nRough time: ≤ ~{}{} at the speeds measured on a 2-core machine; finished teacher \
+             answers in the shared cache are not asked again, so distillation can take far less.",
+            minutes(total),
+            if unknown {
+                " plus stages of unknown speed"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }
 
