@@ -27,6 +27,11 @@ pub enum PromptStyle {
     /// The model's chat template with an instruction; code is taken from the answer's first
     /// fenced Python block.
     Chat,
+    /// Two stages (the method's plan-then-code inference): the plan-task prompt
+    /// (`[GEN_PLAN]…Let's think step by step:\n`) samples a plan, then the code-task prompt with
+    /// that plan after the question samples the code. Sample `i`'s code follows plan `i`.
+    #[serde(rename = "plan-then-code")]
+    PlanThenCode,
 }
 
 /// Settings of a sampling run.
@@ -68,6 +73,9 @@ pub struct SampleRecord {
     pub prompt_truncated: bool,
     /// The seed of this sample's random stream.
     pub seed: u64,
+    /// The plan the code follows (plan-then-code prompts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
 }
 
 /// A prompt ready to run.
@@ -134,6 +142,9 @@ pub fn build_prompt(
         let text = match style {
             PromptStyle::Codeplan => {
                 prompt::render_with_question(problem, prompt::Task::Code, question)
+            }
+            PromptStyle::PlanThenCode => {
+                prompt::render_with_question(problem, prompt::Task::Plan, question)
             }
             PromptStyle::Chat => {
                 let mut p = problem.clone();
@@ -251,10 +262,40 @@ pub fn solve_problems(
             stop: options.stop.clone(),
         };
         let output = model.complete(&prompt.ids, &request, |_, _| {})?;
+        let mut tokens: usize = output.completions.iter().map(|c| c.tokens).sum();
+        summary.prompt_tokens += output.prompt_tokens;
+        summary.prefill += output.timings.prefill;
+        summary.decode += output.timings.decode;
         for i in missing {
             let c = &output.completions[i];
+            let mut plan = None;
+            let mut answer = None;
+            if options.prompt == PromptStyle::PlanThenCode {
+                // The plan is followed by the code task's prompt with the plan after the question.
+                let text = c.text.trim().to_owned();
+                let code_prompt = plan_code_prompt(model, problem, &text, budget)?;
+                let code_request = TextRequest {
+                    n: 1,
+                    sampling: SamplingParams {
+                        seed: seed.wrapping_add(i as u64),
+                        ..request.sampling.clone()
+                    },
+                    ..request.clone()
+                };
+                let out = model.complete(&code_prompt, &code_request, |_, _| {})?;
+                tokens += out.completions[0].tokens;
+                summary.prompt_tokens += out.prompt_tokens;
+                summary.prefill += out.timings.prefill;
+                summary.decode += out.timings.decode;
+                answer = Some((out.completions[0].clone(), code_prompt.len()));
+                plan = Some(text);
+            }
+            let (c, prompt_tokens) = match &answer {
+                Some((code, len)) => (code, *len),
+                None => (c, prompt.ids.len()),
+            };
             let code = match options.prompt {
-                PromptStyle::Codeplan => c.text.clone(),
+                PromptStyle::Codeplan | PromptStyle::PlanThenCode => c.text.clone(),
                 PromptStyle::Chat => extract_fenced(&c.text).into_owned(),
             };
             let record = SampleRecord {
@@ -264,9 +305,10 @@ pub fn solve_problems(
                 completion: c.text.clone(),
                 finish_reason: c.finish_reason,
                 completion_tokens: c.tokens,
-                prompt_tokens: prompt.ids.len(),
+                prompt_tokens,
                 prompt_truncated: prompt.truncated,
                 seed: seed.wrapping_add(i as u64),
+                plan,
             };
             let line = serde_json::to_string(&record).expect("a record serialises");
             writeln!(file, "{line}").map_err(|source| io(out, source))?;
@@ -275,18 +317,55 @@ pub fn solve_problems(
         file.get_ref()
             .sync_data()
             .map_err(|source| io(out, source))?;
-        let tokens: usize = output.completions.iter().map(|c| c.tokens).sum();
         summary.generated += 1;
         summary.generated_tokens += tokens;
-        summary.prompt_tokens += output.prompt_tokens;
-        summary.prefill += output.timings.prefill;
-        summary.decode += output.timings.decode;
         progress.problems_done += 1;
         progress.generated_tokens += tokens;
         progress.elapsed = started.elapsed();
         on_progress(progress);
     }
     Ok(summary)
+}
+
+/// The code-task prompt with a sampled plan after the question; a plan too long for the prompt
+/// budget is cut at the end (marked `…`), the question never.
+fn plan_code_prompt(
+    model: &Model,
+    problem: &Problem,
+    plan: &str,
+    budget: usize,
+) -> Result<Vec<u32>> {
+    let render = |plan: &str| -> Result<Vec<u32>> {
+        let question = format!("{}\n\nLet's think step by step:\n{plan}", problem.question);
+        model.encode_prompt(&prompt::render_with_question(
+            problem,
+            prompt::Task::Code,
+            &question,
+        ))
+    };
+    let ids = render(plan)?;
+    if ids.len() <= budget {
+        return Ok(ids);
+    }
+    let chars: Vec<usize> = plan.char_indices().map(|(i, _)| i).collect();
+    let (mut lo, mut hi) = (0usize, chars.len());
+    let mut best = None;
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let ids = render(&format!("{}…", &plan[..chars[mid]]))?;
+        if ids.len() <= budget {
+            best = Some(ids);
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    best.ok_or_else(|| {
+        ModelError::InvalidRequest(format!(
+            "problem {}: the code prompt without a plan exceeds the prompt budget of {budget} tokens",
+            problem.id
+        ))
+    })
 }
 
 fn io(path: &Path, source: std::io::Error) -> ModelError {

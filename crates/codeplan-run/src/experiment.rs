@@ -159,6 +159,9 @@ pub enum Ablation {
     NoValidation,
     /// The plan task trained through its own copy of the output head.
     PlanHead,
+    /// At inference the student writes a plan, then code following it (`generate --prompt
+    /// plan-then-code`); decoding settings otherwise unchanged.
+    PlanThenCode,
 }
 
 impl Ablation {
@@ -170,6 +173,7 @@ impl Ablation {
             Ablation::OnePlan => ("teacher", "plans_per_problem", Value::Integer(1)),
             Ablation::NoValidation => ("teacher", "no_validate", Value::Boolean(true)),
             Ablation::PlanHead => ("student", "plan_head", Value::Boolean(true)),
+            Ablation::PlanThenCode => ("generate", "prompt", "plan-then-code".into()),
         }
     }
 }
@@ -187,6 +191,9 @@ pub struct Variant {
     pub teacher: Table,
     /// The student's settings.
     pub student: Table,
+    /// Changes to the shared `[generate]` settings: only an ablation's inference mode (a
+    /// variant cannot change decoding itself).
+    pub generate: Table,
 }
 
 impl Variant {
@@ -351,12 +358,13 @@ impl Experiment {
             .map(|spec| {
                 let mut teacher = self.teacher.clone();
                 let mut student = self.student.clone();
+                let mut generate = Table::new();
                 if let Some(a) = spec.ablation {
                     let (section, key, value) = a.settings();
-                    let target = if section == "teacher" {
-                        &mut teacher
-                    } else {
-                        &mut student
+                    let target = match section {
+                        "teacher" => &mut teacher,
+                        "student" => &mut student,
+                        _ => &mut generate,
                     };
                     target.insert(key.into(), value);
                 }
@@ -368,6 +376,7 @@ impl Experiment {
                     baseline: spec.baseline,
                     teacher,
                     student,
+                    generate,
                 };
                 variant.description = spec
                     .description
@@ -402,11 +411,16 @@ fn describe(v: &Variant, ablation: Option<Ablation>) -> String {
     } else {
         ""
     };
+    let inference = if v.generate.get("prompt").and_then(Value::as_str) == Some("plan-then-code") {
+        "; plan-then-code inference"
+    } else {
+        ""
+    };
     let tag = match ablation {
         Some(Ablation::CodeOnly) | None => String::new(),
         Some(a) => format!(" [ablation: {}]", ablation_name(a)),
     };
-    format!("code + plan tasks; {reasoning} plans, K = {k}, {validated}{head}{tag}")
+    format!("code + plan tasks; {reasoning} plans, K = {k}, {validated}{head}{inference}{tag}")
 }
 
 fn ablation_name(a: Ablation) -> &'static str {
@@ -416,6 +430,7 @@ fn ablation_name(a: Ablation) -> &'static str {
         Ablation::OnePlan => "one-plan",
         Ablation::NoValidation => "no-validation",
         Ablation::PlanHead => "plan-head",
+        Ablation::PlanThenCode => "plan-then-code",
     }
 }
 
@@ -551,6 +566,18 @@ model = "smollm2-135m"
             .iter()
             .all(|v| v.student["max_steps"].as_integer() == Some(7)));
         assert!(v[2].description.contains("forward"));
+        assert!(v.iter().all(|v| v.generate.is_empty()));
+    }
+
+    #[test]
+    fn plan_then_code_changes_only_the_inference_mode() {
+        let text = format!(
+            "{MINIMAL}\n[[variant]]\nname = \"base\"\nbaseline = true\nablation = \"code-only\"\n[[variant]]\nname = \"ptc\"\nablation = \"plan-then-code\"\n"
+        );
+        let v = parse(&text, &[]).unwrap().variants();
+        assert_eq!(v[1].generate["prompt"].as_str(), Some("plan-then-code"));
+        assert!(v[1].uses_plans());
+        assert!(v[1].description.contains("plan-then-code inference"));
     }
 
     #[test]

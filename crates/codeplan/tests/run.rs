@@ -135,13 +135,18 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
         "{stderr}\n{}",
         text(&second.stdout)
     );
-    assert!(stderr.contains("distill (codeplan): cached"), "{stderr}");
+    assert!(
+        stderr.contains("distill (codeplan, plan-then-code): cached"),
+        "{stderr}"
+    );
     assert_eq!(read(&distill_dir.join("ledger.jsonl")), ledger_before);
     assert_eq!(read(&distill_dir.join("stage.json")), record_before);
-    // Two variants: one teacher stage, two of each other kind, all finished.
+    // Three variants: one teacher stage; plan-then-code shares CodePLAN's training and has
+    // its own sampling and judging.
     assert_eq!(finished(&out, "distill"), 1);
-    for kind in ["train", "generate", "eval"] {
-        assert_eq!(finished(&out, kind), 2, "{kind} stages");
+    assert_eq!(finished(&out, "train"), 2);
+    for kind in ["generate", "eval"] {
+        assert_eq!(finished(&out, kind), 3, "{kind} stages");
     }
     for file in [
         "report.json",
@@ -154,7 +159,7 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
     }
     let manifest: Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
     let stages = manifest["stages"].as_array().unwrap();
-    assert_eq!(stages.len(), 7);
+    assert_eq!(stages.len(), 9);
     assert!(stages
         .iter()
         .all(|s| s["wall_seconds"].as_f64().unwrap() > 0.0));
@@ -162,24 +167,36 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
     // The report's numbers are the per-sample verdicts' numbers.
     check_report_against_verdicts(&out, &manifest);
 
-    // Decoding was identical across variants: same settings in both generate stages.
-    let generate_configs: Vec<String> = stage_dirs(&out)
-        .iter()
-        .filter(|d| {
-            d.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("generate")
-        })
-        .map(|d| {
-            let mut t: toml::Table = toml::from_str(&read(&d.join("config.toml"))).unwrap();
-            t.remove("model");
-            t.remove("out");
-            toml::to_string(&t).unwrap()
-        })
-        .collect();
-    assert_eq!(generate_configs[0], generate_configs[1]);
+    // Decoding was identical across variants: the same generate settings but for the
+    // plan-then-code variant's inference mode; its samples carry the plans they follow.
+    let mut generate_configs = Vec::new();
+    for d in stage_dirs(&out) {
+        if !d
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("generate")
+        {
+            continue;
+        }
+        let mut t: toml::Table = toml::from_str(&read(&d.join("config.toml"))).unwrap();
+        t.remove("model");
+        t.remove("out");
+        let prompt = t.remove("prompt");
+        let samples = jsonl(&d.join("samples.jsonl"));
+        assert_eq!(samples.len(), 6, "3 problems × 2 samples");
+        let with_plan = samples.iter().filter(|s| s["plan"].is_string()).count();
+        if let Some(prompt) = prompt {
+            assert_eq!(prompt.as_str(), Some("plan-then-code"));
+            assert_eq!(with_plan, 6, "every plan-then-code sample has its plan");
+        } else {
+            assert_eq!(with_plan, 0);
+        }
+        generate_configs.push(toml::to_string(&t).unwrap());
+    }
+    assert_eq!(generate_configs.len(), 3);
+    assert!(generate_configs.iter().all(|c| *c == generate_configs[0]));
 
     // 3. A third run finds everything done: no teacher request, no training step.
     let records_before = records(&out);
@@ -191,7 +208,7 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
     let third = codeplan(&argv);
     let stderr = text(&third.stderr);
     assert!(third.status.success(), "{stderr}");
-    assert_eq!(stderr.matches(": cached, ").count(), 7, "{stderr}");
+    assert_eq!(stderr.matches(": cached, ").count(), 9, "{stderr}");
     assert!(!stderr.contains("running →"), "{stderr}");
     assert_eq!(records(&out), records_before);
     assert_eq!(read(&distill_dir.join("ledger.jsonl")), ledger_before);
@@ -220,6 +237,7 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
     };
     assert_eq!(status_of("distill"), ["cached"], "{stdout}");
     assert_eq!(status_of("train"), ["to", "to"], "{stdout}");
+    assert_eq!(status_of("generate").len(), 3, "{stdout}");
 }
 
 /// Recomputes pass@1 of each variant from its eval stage's verdicts and compares with the

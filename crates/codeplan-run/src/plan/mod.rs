@@ -461,6 +461,7 @@ impl Builder<'_> {
         (train, format): (usize, StudentExport),
     ) -> Result<usize> {
         let mut config = section.clone();
+        config.extend(variant.generate.clone());
         let inputs = json!({
             "settings": settings_identity(&config),
             "model": { "train": self.stages[train].key, "export": format.name() },

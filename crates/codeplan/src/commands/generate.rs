@@ -60,7 +60,8 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub stop: Option<Vec<String>>,
     /// codeplan: the paper's code-task prompt; chat: the model's chat template, code taken
-    /// from the answer's first ```python block [default: codeplan].
+    /// from the answer's first ```python block; plan-then-code: a plan first, then code
+    /// following it (both in the paper's formats) [default: codeplan].
     #[arg(long, value_enum)]
     pub prompt: Option<PromptArg>,
     /// Longest prompt in tokens; longer questions are cut and reported [default: context −
@@ -85,6 +86,11 @@ pub enum PromptArg {
     Codeplan,
     /// The model's chat template.
     Chat,
+    /// Two stages: a plan (`[GEN_PLAN]` prompt), then code from the `[GEN_CODE]` prompt with
+    /// that plan after the question (the method's plan-then-code inference).
+    #[value(name = "plan-then-code")]
+    #[serde(rename = "plan-then-code")]
+    PlanThenCode,
 }
 
 /// Runs `codeplan generate`.
@@ -140,6 +146,7 @@ pub fn run(mut args: GenerateArgs) -> Result<()> {
         stop: args.stop.clone().unwrap_or_default(),
         prompt: match args.prompt {
             Some(PromptArg::Chat) => PromptStyle::Chat,
+            Some(PromptArg::PlanThenCode) => PromptStyle::PlanThenCode,
             _ => PromptStyle::Codeplan,
         },
         max_prompt_tokens: args.max_prompt_tokens,
