@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::eval::{Calibration, Environment, EvalOptions, JudgeChoice, VerdictLine};
 use crate::judge::{JudgeLimits, SampleStatus, SampleVerdict};
-use crate::metrics::{self, ProblemScores, Report, SampleScore};
+use crate::metrics::{self, ProblemScores, Report};
 
 /// Timeout bookkeeping: how much a score could depend on machine load.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -112,17 +112,7 @@ impl Summary {
                 ProblemScores {
                     problem_id: id.to_owned(),
                     difficulty: difficulty.get(id).map_or("all", String::as_str).to_owned(),
-                    samples: vs
-                        .iter()
-                        .map(|v| {
-                            let (passed_tests, total_entries) = v.passed_and_entries();
-                            SampleScore {
-                                correct: v.passed,
-                                passed_tests,
-                                total_entries,
-                            }
-                        })
-                        .collect(),
+                    samples: vs.iter().map(|v| v.score()).collect(),
                 }
             })
             .collect();

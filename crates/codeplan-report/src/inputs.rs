@@ -10,7 +10,8 @@ use codeplan_data::{read_samples, Problem, SampleOptions};
 use codeplan_exec::judge::SampleVerdict;
 
 use crate::error::ReportError;
-use crate::report::{DifficultyPlanStats, PlanStats};
+use crate::report::PlanStats;
+use codeplan_teacher::summary::Summary;
 
 /// The most loss points kept per variant: a report is read by people, and report.json should stay small.
 const MAX_LOSS_POINTS: usize = 2000;
@@ -117,74 +118,31 @@ fn thin(points: Vec<(u64, f64)>, max: usize) -> Vec<(u64, f64)> {
     out
 }
 
-/// Plan statistics from a `summary.json` written by `codeplan distill`.
+/// Plan statistics from a `summary.json` written by `codeplan distill`, read with the teacher's
+/// own `Summary` type (so a file that is not one is an error, never zeros).
 ///
 /// The validation pass rate is recomputed from the per-difficulty counts (passed / judged)
 /// rather than copied, so it is the same figure however the summary rounds.
 pub(crate) fn read_plan_stats(path: &Path) -> Result<PlanStats, ReportError> {
     let text = read_text(path)?;
-    let v: Value = serde_json::from_str(&text)
+    let summary: Summary = serde_json::from_str(&text)
         .map_err(|e| ReportError::file(path, format!("not a distill summary: {e}")))?;
-    let Value::Object(obj) = &v else {
-        return Err(ReportError::file(
-            path,
-            "not a distill summary (not an object)",
-        ));
-    };
-    let count = |o: &serde_json::Map<String, Value>, k: &str| -> Option<usize> {
-        o.get(k).and_then(Value::as_u64).map(|u| u as usize)
-    };
-    let mut per_difficulty = BTreeMap::new();
-    if let Some(Value::Object(pd)) = obj.get("per_difficulty") {
-        for (d, s) in pd {
-            let Value::Object(s) = s else { continue };
-            let judged = count(s, "judged").unwrap_or(0);
-            let passed = count(s, "passed").unwrap_or(0);
-            per_difficulty.insert(
-                d.clone(),
-                DifficultyPlanStats {
-                    problems: count(s, "problems").unwrap_or(0),
-                    problems_with_plans: count(s, "problems_with_plans").unwrap_or(0),
-                    candidates: count(s, "candidates").unwrap_or(0),
-                    judged,
-                    passed,
-                    pass_rate: (judged > 0).then(|| passed as f64 / judged as f64),
-                },
-            );
-        }
-    }
-    let judged: usize = per_difficulty.values().map(|d| d.judged).sum();
-    let passed: usize = per_difficulty.values().map(|d| d.passed).sum();
-    let plans_per_problem = match obj.get("plans_per_problem") {
-        Some(Value::Array(a)) if a.len() == 3 => {
-            match (a[0].as_f64(), a[1].as_u64(), a[2].as_u64()) {
-                (Some(mean), Some(min), Some(max)) => Some((mean, min as usize, max as usize)),
-                _ => None,
-            }
-        }
-        _ => None,
-    };
+    let judged: usize = summary.per_difficulty.values().map(|d| d.judged).sum();
+    let passed: usize = summary.per_difficulty.values().map(|d| d.passed).sum();
     Ok(PlanStats {
         source: path.display().to_string(),
-        reasoning: obj
-            .get("reasoning")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        teacher: obj
-            .get("teacher")
-            .and_then(|t| t.get("model"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        problems: count(obj, "problems"),
-        problems_with_plans: count(obj, "problems_with_plans"),
-        candidates: count(obj, "candidates"),
-        plans_kept: count(obj, "plans_kept"),
-        plans_validated: count(obj, "plans_validated"),
-        plans_per_problem,
+        reasoning: Some(summary.reasoning),
+        teacher: Some(summary.teacher.model),
+        problems: Some(summary.problems),
+        problems_with_plans: Some(summary.problems_with_plans),
+        candidates: Some(summary.candidates),
+        plans_kept: Some(summary.plans_kept),
+        plans_validated: Some(summary.plans_validated),
+        plans_per_problem: summary.plans_per_problem,
         judged,
         passed,
         validation_pass_rate: (judged > 0).then(|| passed as f64 / judged as f64),
-        per_difficulty,
+        per_difficulty: summary.per_difficulty,
     })
 }
 

@@ -39,8 +39,8 @@ pub use error::ReportError;
 pub use html::render_html;
 pub use markdown::render_markdown;
 pub use report::{
-    Difference, DifficultyPlanStats, Example, ExampleSide, GroupScores, Improvement, PlanStats,
-    ProblemResult, Report, SampleResult, VariantFiles, VariantReport, FORMAT_VERSION,
+    Difference, Example, ExampleSide, GroupScores, Improvement, PlanStats, ProblemResult, Report,
+    SampleResult, VariantFiles, VariantReport, FORMAT_VERSION,
 };
 
 /// One variant's finished outputs.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use codeplan_exec::judge::SampleStatus;
+use codeplan_teacher::summary::DifficultyStats;
 
 use crate::contamination::ContaminationReport;
 use crate::BootstrapSettings;
@@ -222,24 +223,7 @@ pub struct PlanStats {
     /// `passed / judged`.
     pub validation_pass_rate: Option<f64>,
     /// The same per difficulty.
-    pub per_difficulty: BTreeMap<String, DifficultyPlanStats>,
-}
-
-/// Plan validation counts for one difficulty.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DifficultyPlanStats {
-    /// Problems.
-    pub problems: usize,
-    /// Problems with at least one kept plan.
-    pub problems_with_plans: usize,
-    /// Candidate plans.
-    pub candidates: usize,
-    /// Candidates judged.
-    pub judged: usize,
-    /// Candidates that passed.
-    pub passed: usize,
-    /// `passed / judged`.
-    pub pass_rate: Option<f64>,
+    pub per_difficulty: BTreeMap<String, DifficultyStats>,
 }
 
 /// Difficulty labels in display order: APPS' three first, then the rest alphabetically.

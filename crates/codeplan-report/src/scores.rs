@@ -11,7 +11,7 @@ use std::path::Path;
 
 use codeplan_data::Problem;
 use codeplan_exec::judge::{SampleStatus, SampleVerdict};
-use codeplan_exec::metrics::{self, Metrics, ProblemScores, SampleScore};
+use codeplan_exec::metrics::{self, Metrics, ProblemScores};
 
 use crate::error::ReportError;
 use crate::report::{GroupScores, ProblemResult, SampleResult};
@@ -72,17 +72,7 @@ pub(crate) fn score(
             scores.push(ProblemScores {
                 problem_id: p.id.clone(),
                 difficulty: p.difficulty_label().to_owned(),
-                samples: scored
-                    .iter()
-                    .map(|v| {
-                        let (passed_tests, total_entries) = v.passed_and_entries();
-                        SampleScore {
-                            correct: v.passed,
-                            passed_tests,
-                            total_entries,
-                        }
-                    })
-                    .collect(),
+                samples: scored.iter().map(|v| v.score()).collect(),
             });
         }
         if !vs.is_empty() {

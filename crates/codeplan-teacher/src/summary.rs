@@ -12,7 +12,7 @@ use crate::records::{CandidateRecord, PlanRecord};
 use crate::request::Usage;
 
 /// Validation per difficulty.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DifficultyStats {
     /// Problems.
     pub problems: usize,

@@ -188,8 +188,19 @@ impl SampleVerdict {
             || self.tests.iter().any(|t| t.status == TestStatus::Timeout)
     }
 
+    /// The sample reduced for the metrics: passed, tests that passed, and the number of
+    /// entries in the APPS-style result list.
+    pub fn score(&self) -> crate::metrics::SampleScore {
+        let (passed_tests, total_entries) = self.passed_and_entries();
+        crate::metrics::SampleScore {
+            correct: self.passed,
+            passed_tests,
+            total_entries,
+        }
+    }
+
     /// Tests that passed, and the number of entries in the APPS-style result list.
-    pub fn passed_and_entries(&self) -> (usize, usize) {
+    fn passed_and_entries(&self) -> (usize, usize) {
         match &self.apps_result {
             Some(r) => (
                 r.iter().filter(|v| **v == Value::Bool(true)).count(),

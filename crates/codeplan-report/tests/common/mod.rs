@@ -6,12 +6,16 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use codeplan_data::{IoTests, Problem, Source, Tests};
 use codeplan_exec::eval::VerdictLine;
 use codeplan_exec::judge::{JudgeKind, SampleStatus, SampleVerdict, TestStatus, TestVerdict};
 use codeplan_report::{ReportInput, VariantInput};
+use codeplan_teacher::ask::AskStats;
+use codeplan_teacher::distill::TeacherInfo;
+use codeplan_teacher::request::Usage;
+use codeplan_teacher::summary::{Cost, DifficultyStats, Summary};
 
 /// An APPS-like problem.
 pub fn problem(id: &str, difficulty: Option<&str>, question: &str) -> Problem {
@@ -137,23 +141,51 @@ pub fn metrics(dir: &Path, name: &str, losses: &[f64]) -> PathBuf {
     p
 }
 
-/// A distill summary.json with the fields codeplan-teacher's `Summary` writes.
+/// A distill summary.json written from codeplan-teacher's own `Summary` type.
 pub fn plans_summary(dir: &Path) -> PathBuf {
-    let v: Value = json!({
-        "teacher": {"model": "teacher-7b", "identity": "local"},
-        "reasoning": "backward", "template_hash": "abcdef0123456789",
-        "problems": 4, "problems_without_solution": 0, "candidates": 8, "plan_requests": 8,
-        "problems_with_plans": 3, "plans_kept": 6, "plans_validated": 5,
-        "plans_per_problem": [2.0, 1, 3],
-        "outcomes": {"kept": 5, "failed_validation": 3},
-        "per_difficulty": {
-            "interview": {"problems": 2, "problems_with_plans": 2, "candidates": 4, "judged": 4, "passed": 3, "pass_rate": 0.75},
-            "introductory": {"problems": 2, "problems_with_plans": 1, "candidates": 4, "judged": 4, "passed": 2, "pass_rate": 0.5}
+    let stats = |problems, with_plans, candidates, judged, passed| DifficultyStats {
+        problems,
+        problems_with_plans: with_plans,
+        candidates,
+        judged,
+        passed,
+        pass_rate: Some(passed as f64 / judged as f64),
+    };
+    let summary = Summary {
+        teacher: TeacherInfo {
+            model: "teacher-7b".into(),
+            identity: "local".into(),
         },
-        "stopped": null, "incomplete_problems": [], "unmatched_imports": 0
-    });
+        reasoning: "backward".into(),
+        template_hash: "abcdef0123456789".into(),
+        problems: 4,
+        problems_without_solution: 0,
+        candidates: 8,
+        plan_requests: 8,
+        problems_with_plans: 3,
+        plans_kept: 6,
+        plans_validated: 5,
+        plans_per_problem: Some((2.0, 1, 3)),
+        outcomes: [("kept".to_owned(), 5), ("failed_validation".to_owned(), 3)].into(),
+        per_difficulty: [
+            ("interview".to_owned(), stats(2, 2, 4, 4, 3)),
+            ("introductory".to_owned(), stats(2, 1, 4, 4, 2)),
+        ]
+        .into(),
+        plan_stage: AskStats::default(),
+        code_stage: AskStats::default(),
+        tokens: Usage::default(),
+        cost: Cost {
+            price: None,
+            spent_this_run: None,
+            answers_value: None,
+        },
+        stopped: None,
+        incomplete_problems: Vec::new(),
+        unmatched_imports: 0,
+    };
     let p = dir.join("distill-summary.json");
-    std::fs::write(&p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    std::fs::write(&p, serde_json::to_string_pretty(&summary).unwrap()).unwrap();
     p
 }
 

@@ -51,6 +51,9 @@ pub struct EvalArgs {
     pub shard: Option<String>,
 }
 
+/// The k values of pass@k when `--k` is not given.
+pub const DEFAULT_KS: [usize; 3] = [1, 5, 10];
+
 /// Code extraction on the command line.
 #[derive(ValueEnum, Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,7 +81,7 @@ pub fn run(mut args: EvalArgs) -> Result<()> {
     let options = EvalOptions {
         judge: args.judge.choice(),
         limits: args.judge.limits()?,
-        ks: args.k.clone().unwrap_or_else(|| vec![1, 5, 10]),
+        ks: args.k.clone().unwrap_or_else(|| DEFAULT_KS.to_vec()),
         rerun_timeouts: !args.judge.no_rerun_timeouts,
         calibrate: args.judge.calibration()?,
     };

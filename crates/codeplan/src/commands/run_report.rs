@@ -117,7 +117,7 @@ pub fn report(experiment: &Experiment, plan: &Plan, manifest: Json) -> Result<()
             .filter_map(Value::as_integer)
             .map(|k| k as usize)
             .collect(),
-        _ => vec![1, 5, 10],
+        _ => super::eval::DEFAULT_KS.to_vec(),
     };
     let settings = &experiment.report;
     let input = ReportInput {
