@@ -17,6 +17,8 @@ fi
 
 # Model-dependent tests fail (instead of skipping) if the fetched model is missing.
 export CODEPLAN_REQUIRE_MODELS=smollm2-135m
+# A test run builds once: incremental caches would only double the build's disk footprint.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo fmt --all -- --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 cargo test --locked --workspace
