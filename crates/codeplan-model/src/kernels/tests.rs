@@ -13,6 +13,8 @@ const ROUNDING: f64 = 1e-5;
 struct Case {
     kind: WeightType,
     fast: QuantMatrix,
+    /// The weights in ggml's row-major blocks (the portable kernel's layout).
+    raw: Vec<u8>,
     x: Vec<f32>,
     /// Dequantised weights `(n, k)`, as candle reads them.
     w: Vec<f32>,
@@ -35,6 +37,7 @@ impl Case {
         let wt = Tensor::from_vec(w, (n, k), &Device::Cpu).unwrap();
         let q = QTensor::quantize(&wt, dtype).unwrap();
         let fast = QuantMatrix::from_qtensor_any(&q).unwrap().unwrap();
+        let raw = q.data().unwrap().into_owned();
         let w = q
             .dequantize(&Device::Cpu)
             .unwrap()
@@ -45,6 +48,7 @@ impl Case {
         Case {
             kind: fast.kind,
             fast,
+            raw,
             x,
             w,
             n,
@@ -54,7 +58,7 @@ impl Case {
 
     fn weight_row(&self, j: usize) -> &[u8] {
         let bytes = self.k / self.kind.block_values() * self.kind.block_bytes();
-        &self.fast.data[j * bytes..(j + 1) * bytes]
+        &self.raw[j * bytes..(j + 1) * bytes]
     }
 }
 
@@ -173,6 +177,23 @@ fn q5_0_matches_the_dequantised_product() {
         check(GgmlDType::Q5_0, m, 70, 96);
         check(GgmlDType::Q5_0, m, 70, 128);
     }
+}
+
+/// `Q5_0` matrices of whole 16-column tiles take the repacked kernel where the processor has
+/// AVX-512 VNNI: full and partial groups of eight rows, one tile and several, and Qwen's width
+/// of 896.
+#[test]
+fn packed_q5_0_matches_the_dequantised_product() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let case = Case::new(GgmlDType::Q5_0, 1, 48, 96);
+        assert_eq!(case.fast.packed, x86::avx512_available());
+    }
+    for m in [1, 2, 8, 19, 40] {
+        check(GgmlDType::Q5_0, m, 16, 64);
+        check(GgmlDType::Q5_0, m, 48, 96);
+    }
+    check(GgmlDType::Q5_0, 23, 32, 896);
 }
 
 #[test]
