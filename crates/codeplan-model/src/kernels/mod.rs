@@ -242,16 +242,17 @@ pub fn matmul_many(rows: &Activations, products: &mut [(&QuantMatrix, &mut [f32]
     Ok(())
 }
 
-/// The weights in [`x86_packed`]'s layout, for `Q5_0` where the processor runs its kernel:
-/// measured faster than the row-at-a-time kernel at every row count on Qwen2.5-Coder-0.5B
-/// (prefill 1.8×, decode 1.2× at one sequence and at ten), in the same bytes.
+/// The weights in [`x86_packed`]'s layout, for the 32-value types where the processor runs
+/// its kernel: measured faster than the row-at-a-time kernel at every row count on
+/// Qwen2.5-Coder-0.5B's `Q5_0` layers (prefill 1.8×, decode 1.2× at one sequence and at ten),
+/// in the same bytes.
 fn packed_layout(kind: WeightType, data: &[u8], n: usize, k: usize) -> Option<Vec<u8>> {
     #[cfg(target_arch = "x86_64")]
-    if kind == WeightType::Q5_0
+    if kind.activation_format() == ActivationFormat::Blocks
         && n.is_multiple_of(x86_packed::TILE_COLUMNS)
         && x86::avx512_available()
     {
-        return Some(x86_packed::pack_q5_0(data, n, k));
+        return Some(x86_packed::pack(kind, data, n, k));
     }
     let _ = (kind, data, n, k);
     None
@@ -266,10 +267,10 @@ fn multiply(rows: &Activations, jobs: &[(&QuantMatrix, usize)]) {
             for (w, out) in packed {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: only `packed_layout` sets `packed`, where the processor has AVX-512
-                // VNNI, and `data` then holds `pack_q5_0`'s tiles of these weights; the caller
+                // VNNI, and `data` then holds `pack`'s tiles of these weights; the caller
                 // checked the rows' width and that `out` holds rows × n values.
                 unsafe {
-                    x86_packed::matmul_q5_0(&w.data, w.n, w.k, rows, out)
+                    x86_packed::matmul(w.kind, &w.data, w.n, w.k, rows, out)
                 };
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!("packed weights on {w:?} outside x86-64 ({out})");

@@ -179,21 +179,23 @@ fn q5_0_matches_the_dequantised_product() {
     }
 }
 
-/// `Q5_0` matrices of whole 16-column tiles take the repacked kernel where the processor has
-/// AVX-512 VNNI: full and partial groups of eight rows, one tile and several, and Qwen's width
-/// of 896.
+/// Matrices of whole 16-column tiles take the repacked kernel where the processor has
+/// AVX-512 VNNI: every 32-value type, full and partial groups of eight rows, one tile and
+/// several, and Qwen's width of 896.
 #[test]
-fn packed_q5_0_matches_the_dequantised_product() {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let case = Case::new(GgmlDType::Q5_0, 1, 48, 96);
-        assert_eq!(case.fast.packed, x86::avx512_available());
+fn packed_kernels_match_the_dequantised_product() {
+    for dtype in [GgmlDType::Q5_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let case = Case::new(dtype, 1, 48, 96);
+            assert_eq!(case.fast.packed, x86::avx512_available(), "{dtype:?}");
+        }
+        for m in [1, 2, 8, 19, 40] {
+            check(dtype, m, 16, 64);
+            check(dtype, m, 48, 96);
+        }
+        check(dtype, 23, 32, 896);
     }
-    for m in [1, 2, 8, 19, 40] {
-        check(GgmlDType::Q5_0, m, 16, 64);
-        check(GgmlDType::Q5_0, m, 48, 96);
-    }
-    check(GgmlDType::Q5_0, 23, 32, 896);
 }
 
 #[test]
