@@ -138,7 +138,9 @@ impl QuantMatrix {
         if k % kind.block_values() != 0 {
             return Ok(None);
         }
-        let data = q.data()?.into_owned();
+        // Borrowed where candle allows: packing then needs no second copy of a large matrix
+        // (Qwen's 145 MB head) next to the tiles.
+        let data = q.data()?;
         let expected = n * k / kind.block_values() * kind.block_bytes();
         if data.len() != expected {
             return Err(ModelError::InvalidRequest(format!(
@@ -148,7 +150,7 @@ impl QuantMatrix {
         }
         let (data, packed) = match packed_layout(kind, &data, n, k) {
             Some(tiles) => (tiles, true),
-            None => (data, false),
+            None => (data.into_owned(), false),
         };
         Ok(Some(QuantMatrix {
             kind,
