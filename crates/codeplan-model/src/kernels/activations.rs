@@ -16,11 +16,12 @@ pub enum ActivationFormat {
 }
 
 /// One activation row quantised to 8 bits per 32-value block: scales, sums (Σq · d, for
-/// `Q4_1`'s offset) and values.
+/// `Q4_1`'s offset), integer sums (Σq, for the repacked kernels' offsets) and values.
 pub struct QuantRows {
     pub(super) k: usize,
     pub(super) scales: Vec<f32>,
     pub(super) sums: Vec<f32>,
+    pub(super) int_sums: Vec<i32>,
     pub(super) values: Vec<i8>,
 }
 
@@ -89,6 +90,7 @@ pub fn quantize_row(x: &[f32]) -> QuantRows {
     let blocks = x.len() / BLOCK;
     let mut scales = Vec::with_capacity(blocks);
     let mut sums = Vec::with_capacity(blocks);
+    let mut int_sums = Vec::with_capacity(blocks);
     let mut values = Vec::with_capacity(x.len());
     for block in x.chunks_exact(BLOCK) {
         let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
@@ -104,11 +106,13 @@ pub fn quantize_row(x: &[f32]) -> QuantRows {
         // results close to llama.cpp's.
         scales.push(f16::from_f32(d).to_f32());
         sums.push(f16::from_f32(d * sum as f32).to_f32());
+        int_sums.push(sum);
     }
     QuantRows {
         k: x.len(),
         scales,
         sums,
+        int_sums,
         values,
     }
 }

@@ -137,15 +137,6 @@ pub(super) unsafe fn matmul(
 ) {
     let blocks = k / BLOCK;
     let tile_bytes = layout(kind).bytes;
-    // Each activation block's integer sum, for the weights' offset of 16 or 128.
-    let sums: Vec<i32> = rows
-        .iter()
-        .flat_map(|r| {
-            r.values
-                .chunks_exact(BLOCK)
-                .map(|b| b.iter().map(|&v| i32::from(v)).sum::<i32>())
-        })
-        .collect();
     let row_units = rows.len().div_ceil(UNIT_ROWS);
     let units = n / TILE_COLUMNS * row_units;
     let task = |unit: usize| {
@@ -153,7 +144,6 @@ pub(super) unsafe fn matmul(
         let part = Part {
             tiles: &tiles[t * blocks * tile_bytes..(t + 1) * blocks * tile_bytes],
             blocks,
-            sums: &sums[r0 * blocks..],
             out: (out as *mut f32).add(r0 * n + t * TILE_COLUMNS),
             n,
         };
@@ -176,7 +166,6 @@ const Q8_0: u8 = 2;
 struct Part<'a> {
     tiles: &'a [u8],
     blocks: usize,
-    sums: &'a [i32],
     out: *mut f32,
     n: usize,
 }
@@ -248,8 +237,9 @@ impl Part<'_> {
                 _ => 128,
             };
             for (r, row) in rows.iter().enumerate() {
-                // Σ (u − offset) · y, exactly, then the two scales.
-                let shift = _mm512_set1_epi32(offset * self.sums[r * self.blocks + b]);
+                // Σ (u − offset) · y, exactly (through the activations' integer sums), then
+                // the two scales.
+                let shift = _mm512_set1_epi32(offset * row.int_sums[b]);
                 let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(isum[r], shift));
                 let scale = _mm512_mul_ps(d, _mm512_set1_ps(row.scales[b]));
                 acc[r] = _mm512_fmadd_ps(dot, scale, acc[r]);
