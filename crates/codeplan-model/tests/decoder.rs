@@ -442,10 +442,12 @@ fn fused_step_matches_general_path(name: &str, precision: Precision) {
                 assert_eq!(ours, theirs, "{name} {precision:?}: {report}");
             }
             // With them, a last-bit difference can flip one activation's 8-bit rounding, which
-            // moves SmolLM2's logits (large activation outliers) by up to about one: greedy
-            // choices may differ, but only at near-ties, and at most one step in ten.
+            // moves SmolLM2's logits (large activation outliers) by up to about two (1.73 on
+            // Zen 4 since Q4_1's minimums are summed apart, all 120 greedy choices still
+            // equal): greedy choices may differ, but only at near-ties, and at most one step in
+            // ten.
             Precision::Native => {
-                assert!(worst < 1.5, "{name} {precision:?}: {report}");
+                assert!(worst < 2.5, "{name} {precision:?}: {report}");
                 for (step, (a, b)) in ours.iter().zip(&theirs).enumerate() {
                     let logits = &general_logits[step][seq];
                     let gap = (logits[*a as usize] - logits[*b as usize]).abs();
