@@ -60,6 +60,9 @@ pub enum ModelError {
     /// Tokenizer failure.
     #[error("tokenizer: {0}")]
     Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    /// The device asked for cannot be used (unknown name, no CUDA in this build, no such GPU).
+    #[error("device: {0}")]
+    Device(String),
     /// candle reported an error while computing.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

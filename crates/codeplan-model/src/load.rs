@@ -5,15 +5,26 @@ use std::path::Path;
 use candle_core::quantized::gguf_file;
 
 use crate::decoder::Decoder;
+use crate::device::Placement;
 use crate::error::{ModelError, Result};
 use crate::weights::{Precision, WeightSource};
 
-/// Loads the decoder of a GGUF file; also returns the file's header (tokenizer, chat template).
+/// Loads the decoder of a GGUF file for the CPU; also returns the file's header (tokenizer,
+/// chat template).
 pub fn load_gguf(path: &Path, precision: Precision) -> Result<(Decoder, gguf_file::Content)> {
+    load_gguf_on(path, precision, &Placement::Cpu)
+}
+
+/// [`load_gguf`] where `placement` says.
+pub fn load_gguf_on(
+    path: &Path,
+    precision: Precision,
+    placement: &Placement,
+) -> Result<(Decoder, gguf_file::Content)> {
     let mut source = WeightSource::open_gguf(path, precision)?;
     let content = source.gguf_content().expect("a GGUF source");
     let config = crate::arch::config_from_gguf(content, path)?;
-    let decoder = Decoder::load(&mut source, config)?;
+    let decoder = Decoder::load_on(&mut source, config, placement)?;
     Ok((decoder, source.into_gguf_content().expect("a GGUF source")))
 }
 
@@ -46,8 +57,14 @@ pub fn load_text_side(
     Ok((tokenizer, template))
 }
 
-/// Loads the decoder of a Hugging Face folder (`config.json` + safetensors), in f32.
+/// Loads the decoder of a Hugging Face folder (`config.json` + safetensors), in f32, for the
+/// CPU.
 pub fn load_hf_dir(dir: &Path) -> Result<Decoder> {
+    load_hf_dir_on(dir, &Placement::Cpu)
+}
+
+/// [`load_hf_dir`] where `placement` says.
+pub fn load_hf_dir_on(dir: &Path, placement: &Placement) -> Result<Decoder> {
     let config_path = dir.join("config.json");
     let text = std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
         path: config_path.clone(),
@@ -61,5 +78,5 @@ pub fn load_hf_dir(dir: &Path) -> Result<Decoder> {
         })?;
     let config = crate::arch::config_from_hf(&json, &config_path)?;
     let mut source = WeightSource::open_safetensors(dir)?;
-    Decoder::load(&mut source, config)
+    Decoder::load_on(&mut source, config, placement)
 }

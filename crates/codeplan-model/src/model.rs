@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::batch::{FinishReason, PromptRequest, Timings};
 use crate::chat::{ChatMessage, ChatTemplate};
 use crate::decoder::Decoder;
+use crate::device::Placement;
 use crate::error::{ModelError, Result};
 use crate::generate::{generate_tokens, Control};
 use crate::sampling::SamplingParams;
@@ -57,16 +58,26 @@ pub struct TextOutput {
 }
 
 impl Model {
-    /// Loads a GGUF file or a Hugging Face folder; `name` is how it is reported (e.g. in
-    /// `/v1/models`).
+    /// Loads a GGUF file or a Hugging Face folder for the CPU; `name` is how it is reported
+    /// (e.g. in `/v1/models`).
     pub fn load(name: &str, path: &Path, precision: Precision) -> Result<Self> {
+        Self::load_on(name, path, precision, &Placement::Cpu)
+    }
+
+    /// [`Model::load`] where `placement` says (e.g. a CUDA GPU).
+    pub fn load_on(
+        name: &str,
+        path: &Path,
+        precision: Precision,
+        placement: &Placement,
+    ) -> Result<Self> {
         let (decoder, tokenizer, chat_template) = if path.is_dir() {
-            let decoder = crate::load::load_hf_dir(path)?;
+            let decoder = crate::load::load_hf_dir_on(path, placement)?;
             let tokenizer = Tokenizer::from_hf_dir(path)?;
             let template = ChatTemplate::from_hf_dir(path)?;
             (decoder, tokenizer, template)
         } else {
-            let (decoder, content) = crate::load::load_gguf(path, precision)?;
+            let (decoder, content) = crate::load::load_gguf_on(path, precision, placement)?;
             let tokenizer = Tokenizer::from_gguf(&content)?;
             let template = ChatTemplate::from_gguf(&content)?;
             (decoder, tokenizer, template)

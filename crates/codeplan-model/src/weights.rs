@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::{gguf_file, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 
+use crate::device::Placement;
 use crate::error::{ModelError, Result};
 use crate::kernels::QuantMatrix;
 
@@ -331,8 +332,14 @@ impl WeightSource {
         }
     }
 
-    /// A weight as a matmul operand: quantised (GGUF, native precision) or dense f32.
-    fn matmul_weight(&mut self, name: &str, shape: (usize, usize)) -> Result<QMatMul> {
+    /// A weight as a matmul operand on `device`: quantised (GGUF, native precision) or dense
+    /// f32.
+    fn matmul_weight(
+        &mut self,
+        name: &str,
+        shape: (usize, usize),
+        device: &Device,
+    ) -> Result<QMatMul> {
         let weight = match self {
             WeightSource::Gguf {
                 content,
@@ -340,27 +347,24 @@ impl WeightSource {
                 precision,
                 ..
             } => {
-                let q =
-                    content
-                        .tensor(reader, name, &Device::Cpu)
-                        .map_err(|e| ModelError::Tensor {
-                            file: PathBuf::new(),
-                            name: name.to_owned(),
-                            problem: e.to_string(),
-                        })?;
-                match precision {
-                    Precision::Native => QMatMul::from_qtensor(q)?,
-                    Precision::F32 => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
-                }
-            }
-            WeightSource::Safetensors { tensors, .. } => {
-                let t = tensors
-                    .load(name, &Device::Cpu)
+                let q = content
+                    .tensor(reader, name, device)
                     .map_err(|e| ModelError::Tensor {
                         file: PathBuf::new(),
                         name: name.to_owned(),
                         problem: e.to_string(),
                     })?;
+                match precision {
+                    Precision::Native => QMatMul::from_qtensor(q)?,
+                    Precision::F32 => QMatMul::Tensor(q.dequantize(device)?),
+                }
+            }
+            WeightSource::Safetensors { tensors, .. } => {
+                let t = tensors.load(name, device).map_err(|e| ModelError::Tensor {
+                    file: PathBuf::new(),
+                    name: name.to_owned(),
+                    problem: e.to_string(),
+                })?;
                 QMatMul::Tensor(t.to_dtype(DType::F32)?)
             }
             WeightSource::Tensors { tensors, .. } => {
@@ -369,7 +373,7 @@ impl WeightSource {
                     name: name.to_owned(),
                     problem: "is missing".into(),
                 })?;
-                QMatMul::Tensor(t.to_dtype(DType::F32)?)
+                QMatMul::Tensor(t.to_dtype(DType::F32)?.to_device(device)?)
             }
         };
         let got = match &weight {
@@ -385,19 +389,19 @@ impl WeightSource {
         Ok(weight)
     }
 
-    /// A dense f32 vector (norm weights, biases).
-    fn vector(&mut self, name: &str, len: usize) -> Result<Tensor> {
+    /// A dense f32 vector (norm weights, biases) on `device`.
+    fn vector(&mut self, name: &str, len: usize, device: &Device) -> Result<Tensor> {
         let t = match self {
             WeightSource::Gguf {
                 content, reader, ..
             } => content
-                .tensor(reader, name, &Device::Cpu)
-                .and_then(|q| q.dequantize(&Device::Cpu)),
+                .tensor(reader, name, device)
+                .and_then(|q| q.dequantize(device)),
             WeightSource::Safetensors { tensors, .. } => tensors
-                .load(name, &Device::Cpu)
+                .load(name, device)
                 .and_then(|t| t.to_dtype(DType::F32)),
             WeightSource::Tensors { tensors, .. } => match tensors.get(name) {
-                Some(t) => t.to_dtype(DType::F32),
+                Some(t) => t.to_dtype(DType::F32).and_then(|t| t.to_device(device)),
                 None => Err(candle_core::Error::Msg("is missing".into())),
             },
         }
@@ -408,21 +412,32 @@ impl WeightSource {
         Ok(t)
     }
 
-    /// The linear layer of `role`: weight `(out, in)`, and its bias when `bias` is set.
-    pub fn linear(&mut self, role: Role, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+    /// The linear layer of `role` where `placement` says: weight `(out, in)`, and its bias
+    /// when `bias` is set. On the CPU placement, codeplan's kernels take the types they run
+    /// faster than candle's.
+    pub fn linear(
+        &mut self,
+        role: Role,
+        out: usize,
+        inp: usize,
+        bias: bool,
+        placement: &Placement,
+    ) -> Result<Linear> {
         let name = self.name(role, "weight");
+        let device = placement.device();
         let weight = self
-            .matmul_weight(&name, (out, inp))
+            .matmul_weight(&name, (out, inp), &device)
             .map_err(|e| self.fill_file(e))?;
+        let own_kernels = placement.native_kernels() && !candle_kernels_only();
         let weight = match weight {
-            QMatMul::QTensor(q) if !candle_kernels_only() => match QuantMatrix::from_qtensor(&q)? {
+            QMatMul::QTensor(q) if own_kernels => match QuantMatrix::from_qtensor(&q)? {
                 Some(fast) => Kernel::Quant(fast),
                 None => Kernel::Candle(QMatMul::QTensor(q)),
             },
             other => Kernel::Candle(other),
         };
         let bias = if bias {
-            Some(self.vector(&self.name(role, "bias"), out)?)
+            Some(self.vector(&self.name(role, "bias"), out, &device)?)
         } else {
             None
         };
@@ -468,28 +483,34 @@ impl WeightSource {
         Ok(Some(t))
     }
 
-    /// The norm weight of `role`.
-    pub fn norm(&mut self, role: Role, len: usize) -> Result<Tensor> {
-        self.vector(&self.name(role, "weight"), len)
+    /// The norm weight of `role`, on `device`.
+    pub fn norm(&mut self, role: Role, len: usize, device: &Device) -> Result<Tensor> {
+        self.vector(&self.name(role, "weight"), len, device)
     }
 
-    /// The embedding matrix `(vocab, hidden)`.
-    pub fn embedding(&mut self, vocab: usize, hidden: usize) -> Result<Embedding> {
+    /// The embedding matrix `(vocab, hidden)`, on `device`.
+    pub fn embedding(&mut self, vocab: usize, hidden: usize, device: &Device) -> Result<Embedding> {
         let name = self.name(Role::Embedding, "weight");
         let weight = self
-            .matmul_weight(&name, (vocab, hidden))
+            .matmul_weight(&name, (vocab, hidden), device)
             .map_err(|e| self.fill_file(e))?;
         Ok(Embedding { weight })
     }
 
-    /// The output head; the embedding matrix when the file ties them (no separate head).
-    pub fn lm_head(&mut self, vocab: usize, hidden: usize) -> Result<Linear> {
+    /// The output head where `placement` says; the embedding matrix when the file ties them
+    /// (no separate head).
+    pub fn lm_head(
+        &mut self,
+        vocab: usize,
+        hidden: usize,
+        placement: &Placement,
+    ) -> Result<Linear> {
         let role = if self.has(Role::LmHead) {
             Role::LmHead
         } else {
             Role::Embedding
         };
-        self.linear(role, vocab, hidden, false)
+        self.linear(role, vocab, hidden, false, placement)
     }
 
     fn fill_file(&self, e: ModelError) -> ModelError {

@@ -5,8 +5,9 @@
 //! step of `n` samples, and the decode steps of several requests all batch the same way.
 //! Attention is computed per segment against that segment's own cache.
 //!
-//! A pass where every segment feeds one token (a decode step) runs fused ([`step`]); others
-//! run the general path of candle operations.
+//! On the CPU placement, a pass where every segment feeds one token (a decode step) runs
+//! fused ([`step`]); other passes, and every pass on a candle device (a GPU), run the general
+//! path of candle operations, which is device-generic.
 
 mod attend;
 mod rows;
@@ -19,6 +20,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::cache::SequenceCache;
 use crate::config::{DecoderConfig, RopeStyle};
+use crate::device::Placement;
 use crate::error::{ModelError, Result};
 use crate::kernels::{quantize_input, Activations};
 use crate::weights::{Embedding, Linear, Role, WeightSource};
@@ -46,6 +48,8 @@ struct Block {
 /// A loaded decoder-only transformer (weights, RoPE tables), ready to run.
 pub struct Decoder {
     config: DecoderConfig,
+    placement: Placement,
+    device: Device,
     embed: Embedding,
     blocks: Vec<Block>,
     norm: Tensor,
@@ -59,32 +63,44 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// Loads every weight the configuration calls for from `source`.
+    /// Loads every weight the configuration calls for from `source`, for the CPU.
     pub fn load(source: &mut WeightSource, config: DecoderConfig) -> Result<Self> {
+        Self::load_on(source, config, &Placement::Cpu)
+    }
+
+    /// Loads every weight the configuration calls for from `source` where `placement` says.
+    pub fn load_on(
+        source: &mut WeightSource,
+        config: DecoderConfig,
+        placement: &Placement,
+    ) -> Result<Self> {
         let c = &config;
+        let dev = placement.device();
+        let p = placement;
         let (d, kv_out, q_out) = (
             c.hidden_size,
             c.num_kv_heads * c.head_dim,
             c.num_heads * c.head_dim,
         );
-        let embed = source.embedding(c.vocab_size, d)?;
+        let embed = source.embedding(c.vocab_size, d, &dev)?;
         let mut blocks = Vec::with_capacity(c.num_layers);
+        let ff = c.intermediate_size;
         for i in 0..c.num_layers {
             blocks.push(Block {
-                attn_norm: source.norm(Role::AttnNorm(i), d)?,
-                q: source.linear(Role::Q(i), q_out, d, c.attention_bias)?,
-                k: source.linear(Role::K(i), kv_out, d, c.attention_bias)?,
-                v: source.linear(Role::V(i), kv_out, d, c.attention_bias)?,
-                o: source.linear(Role::O(i), d, q_out, false)?,
-                ffn_norm: source.norm(Role::FfnNorm(i), d)?,
-                gate: source.linear(Role::Gate(i), c.intermediate_size, d, false)?,
-                up: source.linear(Role::Up(i), c.intermediate_size, d, false)?,
-                down: source.linear(Role::Down(i), d, c.intermediate_size, false)?,
+                attn_norm: source.norm(Role::AttnNorm(i), d, &dev)?,
+                q: source.linear(Role::Q(i), q_out, d, c.attention_bias, p)?,
+                k: source.linear(Role::K(i), kv_out, d, c.attention_bias, p)?,
+                v: source.linear(Role::V(i), kv_out, d, c.attention_bias, p)?,
+                o: source.linear(Role::O(i), d, q_out, false, p)?,
+                ffn_norm: source.norm(Role::FfnNorm(i), d, &dev)?,
+                gate: source.linear(Role::Gate(i), ff, d, false, p)?,
+                up: source.linear(Role::Up(i), ff, d, false, p)?,
+                down: source.linear(Role::Down(i), d, ff, false, p)?,
             });
         }
-        let norm = source.norm(Role::FinalNorm, d)?;
-        let lm_head = source.lm_head(c.vocab_size, d)?;
-        let (cos, sin) = rope_tables(c)?;
+        let norm = source.norm(Role::FinalNorm, d, &dev)?;
+        let lm_head = source.lm_head(c.vocab_size, d, p)?;
+        let (cos, sin) = rope_tables(c, &dev)?;
         let norm_values = blocks
             .iter()
             .map(|b| Ok((b.attn_norm.to_vec1()?, b.ffn_norm.to_vec1()?)))
@@ -92,6 +108,8 @@ impl Decoder {
         let final_norm_values = norm.to_vec1()?;
         Ok(Decoder {
             config,
+            placement: placement.clone(),
+            device: dev,
             embed,
             blocks,
             norm,
@@ -108,9 +126,18 @@ impl Decoder {
         &self.config
     }
 
-    /// An empty cache for one sequence.
+    /// Where the model runs.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// An empty cache for one sequence, kept where the model runs.
     pub fn new_cache(&self) -> SequenceCache {
-        SequenceCache::new(self.config.num_layers)
+        if self.placement.native_kernels() {
+            SequenceCache::new(self.config.num_layers)
+        } else {
+            SequenceCache::on_device(self.config.num_layers)
+        }
     }
 
     /// Runs the new tokens of every segment and returns the next-token logits after each
@@ -119,7 +146,11 @@ impl Decoder {
     /// On error the segments' caches are left in an unspecified state.
     pub fn forward(&self, segments: &mut [Segment<'_>]) -> Result<Tensor> {
         self.check(segments)?;
-        if segments.iter().all(|s| s.tokens.len() == 1) {
+        let fusable = self.placement.native_kernels()
+            && segments
+                .iter()
+                .all(|s| s.tokens.len() == 1 && s.cache.is_host());
+        if fusable {
             self.forward_step(segments)
         } else {
             self.run_general(segments)
@@ -172,13 +203,14 @@ impl Decoder {
             last_rows.push((rows.len() - 1) as u32);
         }
         let total = rows.len();
-        let dev = Device::Cpu;
-        let mut x = self.embed.forward(&Tensor::from_vec(rows, total, &dev)?)?;
-        let pos = Tensor::from_vec(positions, total, &dev)?;
+        let dev = &self.device;
+        let mut x = self.embed.forward(&Tensor::from_vec(rows, total, dev)?)?;
+        let pos = Tensor::from_vec(positions, total, dev)?;
         let cos = self.cos.index_select(&pos, 0)?;
         let sin = self.sin.index_select(&pos, 0)?;
         let eps = c.rms_norm_eps as f32;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
+        let width = c.num_kv_heads * c.head_dim;
         for (l, block) in self.blocks.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
             let qkv = project(&h, &[&block.q, &block.k, &block.v])?;
@@ -190,16 +222,19 @@ impl Decoder {
                 let t = s.tokens.len();
                 let q = q.narrow(1, r0, t)?.contiguous()?;
                 // The cache keeps rows `(positions, kv_heads · head_dim)`, RoPE applied.
-                let k = k.narrow(1, r0, t)?.transpose(0, 1)?.flatten_all()?;
-                let v = qkv[2].narrow(0, r0, t)?.flatten_all()?;
-                s.cache
-                    .append(l, &k.to_vec1::<f32>()?, &v.to_vec1::<f32>()?, t);
-                let prefix = match s.cache.prefix_kv(l) {
-                    Some((pk, pv)) => Some((self.heads_first(pk)?, self.heads_first(pv)?)),
+                let k = k
+                    .narrow(1, r0, t)?
+                    .transpose(0, 1)?
+                    .contiguous()?
+                    .reshape((t, width))?;
+                let v = qkv[2].narrow(0, r0, t)?;
+                s.cache.append_tensors(l, &k, &v)?;
+                let (prefix, (ok, ov)) = s.cache.tensors(l, width, dev)?;
+                let prefix = match prefix {
+                    Some((pk, pv)) => Some((self.heads_first(&pk)?, self.heads_first(&pv)?)),
                     None => None,
                 };
-                let (ok, ov) = s.cache.own_kv(l);
-                let (k, v) = (self.heads_first(ok)?, self.heads_first(ov)?);
+                let (k, v) = (self.heads_first(&ok)?, self.heads_first(&ov)?);
                 let start = s.cache.own_len();
                 outs.push(attention(c, &q, prefix.as_ref(), &k, &v, start, scale)?);
                 r0 += t;
@@ -214,20 +249,19 @@ impl Decoder {
         for s in segments.iter_mut() {
             s.cache.advance(s.tokens.len());
         }
-        let last = x.index_select(&Tensor::new(last_rows, &dev)?, 0)?;
+        let last = x.index_select(&Tensor::new(last_rows, dev)?, 0)?;
         let last = candle_nn::ops::rms_norm(&last, &self.norm, eps)?;
         Ok(self.lm_head.forward(&last)?.to_dtype(DType::F32)?)
     }
 
-    /// Cached rows `(positions, kv_heads·head_dim)` → a tensor `(kv_heads, positions,
-    /// head_dim)`, the layout the general path's attention multiplies.
-    fn heads_first(&self, rows: &[f32]) -> Result<Tensor> {
+    /// Cached rows `(positions, kv_heads·head_dim)` → `(kv_heads, positions, head_dim)`, the
+    /// layout the general path's attention multiplies.
+    fn heads_first(&self, rows: &Tensor) -> Result<Tensor> {
         let (kvh, hd) = (self.config.num_kv_heads, self.config.head_dim);
-        Ok(
-            Tensor::from_slice(rows, (rows.len() / (kvh * hd), kvh, hd), &Device::Cpu)?
-                .transpose(0, 1)?
-                .contiguous()?,
-        )
+        Ok(rows
+            .reshape((rows.dim(0)?, kvh, hd))?
+            .transpose(0, 1)?
+            .contiguous()?)
     }
 
     /// `(rows, heads·head_dim)` → `(heads, rows, head_dim)` with RoPE applied.
@@ -339,15 +373,14 @@ fn attention(
         .reshape((t, c.num_heads * c.head_dim))?)
 }
 
-/// cos/sin tables `(context, head_dim / 2)` for every position the model accepts.
-fn rope_tables(c: &DecoderConfig) -> Result<(Tensor, Tensor)> {
+/// cos/sin tables `(context, head_dim / 2)` for every position the model accepts, on `dev`.
+fn rope_tables(c: &DecoderConfig, dev: &Device) -> Result<(Tensor, Tensor)> {
     let half = c.head_dim / 2;
     let inv_freq: Vec<f32> = (0..half)
         .map(|i| 1.0 / c.rope_theta.powf(2.0 * i as f32 / c.head_dim as f32))
         .collect();
-    let dev = Device::Cpu;
-    let inv_freq = Tensor::from_vec(inv_freq, (1, half), &dev)?;
-    let positions = Tensor::arange(0u32, c.context_length as u32, &dev)?
+    let inv_freq = Tensor::from_vec(inv_freq, (1, half), dev)?;
+    let positions = Tensor::arange(0u32, c.context_length as u32, dev)?
         .to_dtype(DType::F32)?
         .reshape((c.context_length, 1))?;
     let freqs = positions.broadcast_mul(&inv_freq)?;
