@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use codeplan_model::model::Model;
 use codeplan_model::store::{models_root, resolve_model};
-use codeplan_model::Precision;
+use codeplan_model::{Placement, Precision};
 
 /// Which model to load.
 #[derive(Args, Debug, Clone, Default, Deserialize)]
@@ -25,6 +25,10 @@ pub struct ModelArgs {
     #[arg(long)]
     #[serde(default)]
     pub f32: bool,
+    /// Where to run the model: `cpu` (codeplan's kernels), `cuda` or `cuda:N` (a GPU, with
+    /// candle's kernels; needs a build with `--features cuda`) [default: cpu].
+    #[arg(long, value_name = "cpu|cuda[:N]")]
+    pub device: Option<String>,
 }
 
 impl ModelArgs {
@@ -33,6 +37,13 @@ impl ModelArgs {
         self.model = self.model.take().or(file.model);
         self.models_dir = self.models_dir.take().or(file.models_dir);
         self.f32 |= file.f32;
+        self.device = self.device.take().or(file.device);
+    }
+
+    /// Where the model runs, from `--device`.
+    pub fn placement(&self) -> Result<Placement> {
+        let spec = self.device.as_deref().unwrap_or("cpu");
+        Placement::parse(spec).with_context(|| format!("--device {spec}"))
     }
 
     /// Resolves and loads the model.
@@ -42,6 +53,7 @@ impl ModelArgs {
                 "no model given: pass --model NAME|PATH (e.g. --model smollm2-135m after `codeplan models fetch smollm2-135m`)"
             );
         };
+        let placement = self.placement()?;
         let root = models_root(self.models_dir.as_deref())?;
         let location = resolve_model(spec, &root)?;
         let precision = if self.f32 {
@@ -55,7 +67,12 @@ impl ModelArgs {
             .filter(|_| spec.contains(['/', '\\']))
             .unwrap_or(spec)
             .to_owned();
-        Model::load(&name, location.path(), precision)
-            .with_context(|| format!("loading model {spec} from {}", location.path().display()))
+        Model::load_on(&name, location.path(), precision, &placement).with_context(|| {
+            format!(
+                "loading model {spec} from {} onto {}",
+                location.path().display(),
+                placement.describe()
+            )
+        })
     }
 }

@@ -269,3 +269,42 @@ fn serve_refuses_a_bad_address() {
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("--host"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn an_unusable_device_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.jsonl");
+    let mut cases = vec![(
+        "gpu",
+        vec!["--device gpu", "unknown device `gpu`", "cuda:N"],
+    )];
+    if cfg!(not(feature = "cuda")) {
+        cases.push((
+            "cuda:1",
+            vec!["--device cuda:1", "without CUDA support", "--features cuda"],
+        ));
+    }
+    for (device, needles) in cases {
+        let o = codeplan(&[
+            "generate",
+            "--model",
+            "smollm2-135m",
+            "--device",
+            device,
+            "--data",
+            "data/apps/test.jsonl",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!o.status.success());
+        let err = text(&o.stderr);
+        for needle in needles.iter() {
+            assert!(err.contains(needle), "{device}: {err}");
+        }
+        assert!(!out.exists(), "{device}: nothing is written");
+        let o = codeplan(&["serve", "--model", "smollm2-135m", "--device", device]);
+        assert!(!o.status.success());
+        let err = text(&o.stderr);
+        assert!(err.contains(needles[1]), "serve {device}: {err}");
+    }
+}

@@ -79,6 +79,10 @@ pub struct DistillArgs {
     /// Where fetched models live (for local teachers).
     #[arg(long, value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
+    /// Where a local teacher runs: `cpu`, `cuda` or `cuda:N` (a build with `--features
+    /// cuda`) [default: cpu].
+    #[arg(long, value_name = "cpu|cuda[:N]")]
+    pub device: Option<String>,
     /// Candidate plans per problem (K) [default: 4].
     #[arg(long)]
     pub plans_per_problem: Option<usize>,
@@ -245,6 +249,7 @@ impl DistillArgs {
             teacher_model,
             api_key_env,
             models_dir,
+            device,
             plans_per_problem,
             plan_sampling,
             reasoning,
@@ -599,6 +604,7 @@ fn connect(args: &DistillArgs, choice: &TeacherChoice) -> Result<(Option<Teacher
                 model: Some(spec.clone()),
                 models_dir: args.models_dir.clone(),
                 f32: false,
+                device: args.device.clone(),
             }
             .load()?;
             // A changed model file is a new teacher: its answers are not the old one's.

@@ -23,6 +23,8 @@ use crate::progress::problems_bar;
   codeplan generate --model qwen2.5-coder-0.5b --data data/humaneval/HumanEval.jsonl.gz \\
       --prompt chat --n 5 --temperature 0.6 --top-p 0.95 --max-new-tokens 512 --out he.jsonl
   codeplan generate --model ./my-model.gguf --data data/mbpp --limit 20 --temperature 0 --n 1 --out mbpp.jsonl
+  codeplan generate --model qwen2.5-coder-1.5b --device cuda --data data/apps/test.jsonl --n 10 --out gpu.jsonl
+      (a GPU needs a build with --features cuda)
 
 Then judge the samples: codeplan eval --data <same data> --samples samples.jsonl
 A rerun with the same --out skips problems whose samples are all there (after a crash, too).")]
@@ -152,9 +154,10 @@ pub fn run(mut args: GenerateArgs) -> Result<()> {
         max_prompt_tokens: args.max_prompt_tokens,
     };
     eprintln!(
-        "generating {n} sample(s) for {} problem(s) with {} into {}",
+        "generating {n} sample(s) for {} problem(s) with {} on {} into {}",
         problems.len(),
         model.name(),
+        model.decoder().placement().describe(),
         out.display()
     );
     let bar = problems_bar(problems.len());

@@ -18,6 +18,7 @@ use crate::options::read_config;
 #[command(after_help = "Examples:
   codeplan serve --model smollm2-135m
   codeplan serve --model qwen2.5-coder-0.5b --port 8081 --max-batch 8
+  codeplan serve --model qwen2.5-coder-1.5b --device cuda:0   # a build with --features cuda
   curl http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\
       -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Write hello world in Python\"}], \"max_tokens\": 64}'
 
@@ -76,9 +77,10 @@ pub fn run(mut args: ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         let name = model.name().to_owned();
+        let device = model.decoder().placement().describe();
         let (engine, _thread) = codeplan_serve::start_engine(model, config);
         // Scripts read this line to learn the port (with --port 0).
-        eprintln!("codeplan serve: {name} listening on http://{local}");
+        eprintln!("codeplan serve: {name} on {device} listening on http://{local}");
         codeplan_serve::serve(listener, engine, async {
             let _ = tokio::signal::ctrl_c().await;
         })
