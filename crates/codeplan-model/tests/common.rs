@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use codeplan_model::{Decoder, Segment};
+
 /// The installed GGUF of a named model, or `None` with a printed reason (CI fetches
 /// `smollm2-135m` in `scripts/setup.sh`; the bigger ones are for benchmarks and the demo).
 pub fn model_path(name: &str) -> Option<PathBuf> {
@@ -38,4 +40,19 @@ pub fn model_or_skip(name: &str) -> Option<PathBuf> {
         panic!("{name} is required (CODEPLAN_REQUIRE_MODELS) but not installed");
     }
     p
+}
+
+/// The next-token logits after `tokens`, computed from an empty cache in one pass.
+pub fn next_logits(decoder: &Decoder, tokens: &[u32]) -> Vec<f32> {
+    let mut cache = decoder.new_cache();
+    decoder
+        .forward(&mut [Segment {
+            cache: &mut cache,
+            tokens,
+        }])
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
 }

@@ -58,17 +58,7 @@ fn quantised_and_dequantised_greedy_agree() {
     if same < a.len() {
         let mut context = prompt.clone();
         context.extend(&a[..same]);
-        let mut cache = f.new_cache();
-        let logits = f
-            .forward(&mut [Segment {
-                cache: &mut cache,
-                tokens: &context,
-            }])
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let logits = common::next_logits(&f, &context);
         let margin = (logits[a[same] as usize] - logits[b[same] as usize]).abs();
         assert!(
             margin < 0.25,

@@ -142,18 +142,7 @@ fn the_device_path_runs_quantised_weights_with_candles_kernels() {
     if same < a.len() {
         let mut context = prompt.clone();
         context.extend(&a[..same]);
-        let d = reference.decoder();
-        let mut cache = d.new_cache();
-        let logits = d
-            .forward(&mut [Segment {
-                cache: &mut cache,
-                tokens: &context,
-            }])
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let logits = common::next_logits(reference.decoder(), &context);
         let margin = (logits[a[same] as usize] - logits[b[same] as usize]).abs();
         assert!(
             margin < 0.35,

@@ -9,7 +9,7 @@
 mod common;
 
 use codeplan_model::{
-    generate_tokens, load_gguf, Control, Precision, PromptRequest, SamplingParams, Segment,
+    generate_tokens, load_gguf, Control, Precision, PromptRequest, SamplingParams,
 };
 use serde_json::Value;
 
@@ -72,17 +72,7 @@ fn check_model(name: &str) {
         // At the parting, both tokens must be near the top of our own logits.
         let mut context = prompt.clone();
         context.extend(&got[..same]);
-        let mut cache = decoder.new_cache();
-        let logits = decoder
-            .forward(&mut [Segment {
-                cache: &mut cache,
-                tokens: &context,
-            }])
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
+        let logits = common::next_logits(&decoder, &context);
         let theirs = want
             .get(same)
             .copied()
