@@ -197,6 +197,18 @@ pub(crate) fn expect(v: &SampleVerdict, what: &str, status: SampleStatus, test: 
     }
 }
 
+/// Asserts the sample failed with one of the `(overall, first test)` status pairs in `allowed`.
+#[track_caller]
+pub(crate) fn expect_any(v: &SampleVerdict, what: &str, allowed: &[(SampleStatus, TestStatus)]) {
+    let misses: Vec<String> = allowed
+        .iter()
+        .filter_map(|&(status, test)| mismatch(v, what, status, test))
+        .collect();
+    if misses.len() == allowed.len() {
+        panic!("{}", misses.join("\n\nor\n"));
+    }
+}
+
 /// Asserts every check, reporting all failures together.
 #[track_caller]
 pub(crate) fn expect_all(checks: &[Option<String>]) {

@@ -4,8 +4,8 @@
 use super::*;
 
 /// Fork bombs. Stopped by the pids cgroup (64 tasks per worker) and RLIMIT_NPROC; the pid
-/// namespace confines them; the wall-clock backstop (strict) or the sample limit (apps) ends
-/// them by killing the worker, whose death tears the namespace down.
+/// namespace confines them; the wall-clock backstop (strict) or the sample limit or per-test alarm
+/// (apps) ends them; killing the worker tears the namespace down.
 #[test]
 fn fork_bomb_is_capped_and_reaped() {
     let _serial = serial();
@@ -51,11 +51,16 @@ fn fork_bomb_is_capped_and_reaped() {
         fast_limits(),
         vec![(add_problem("forkbomb-apps"), apps.to_owned())],
     );
-    expect(
+    // Which limit ends the apps bomb first is a race: the sample's wall clock kills the worker
+    // (GlobalTimeout), or the harness's own per-test alarm reaches the parent first (a test
+    // Timeout, result -1; seen on a faster CI machine). Either way the bomb failed on time.
+    expect_any(
         &v[0],
         "apps fork bomb",
-        SampleStatus::GlobalTimeout,
-        TestStatus::Timeout,
+        &[
+            (SampleStatus::GlobalTimeout, TestStatus::Timeout),
+            (SampleStatus::Failed, TestStatus::Timeout),
+        ],
     );
     assert!(
         t.elapsed() < Duration::from_secs(30),
