@@ -12,7 +12,8 @@ use super::{distill, generate};
 /// Throughputs measured on the 2-core Zen 4 machine, by the model a stage runs (BENCHMARKS.md,
 /// "codeplan run"): the local teacher's completion tokens per second of its whole stage
 /// (prefill, validation and judging included), LoRA training tokens/s, and tokens/s sampled
-/// from the stage's q8_0 export (n = 5 for smollm2-135m, n = 10 for qwen2.5-coder-0.5b). `None`: not measured, so no time is claimed.
+/// from the stage's q8_0 export (n = 5 for smollm2-135m, n = 10 for qwen2.5-coder-0.5b).
+/// `None`: not measured, so no time is claimed.
 const SPEEDS: &[Speeds] = &[
     Speeds {
         model: "smollm2-135m",
@@ -23,8 +24,8 @@ const SPEEDS: &[Speeds] = &[
     Speeds {
         model: "qwen2.5-coder-0.5b",
         teacher: Some(57.0),
-        // The cpu-replication run's 1,024-token rows, whole stage (204,800 / 3,377 s): the
-        // benchmark's 512-token rows (103.9) understated longer rows' attention cost.
+        // The cpu-replication run's 1,024-token rows, whole stage (204,800 / 3,377 s); the
+        // training benchmark's 512-token rate (103.9) put that stage at ≤ 33 min.
         train: Some(60.6),
         // The cpu-replication baseline's generated tokens over its stage (199,352 / 3,586 s).
         sample: Some(55.6),
