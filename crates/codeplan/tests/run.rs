@@ -238,6 +238,35 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
     assert_eq!(status_of("distill"), ["cached"], "{stdout}");
     assert_eq!(status_of("train"), ["to", "to"], "{stdout}");
     assert_eq!(status_of("generate").len(), 3, "{stdout}");
+
+    // 5. A sampling stage cut short resumes, and the estimate counts only what it lacks
+    // (a torn last line is not a sample).
+    let generate_dir = stage_dirs(&out)
+        .into_iter()
+        .find(|d| {
+            d.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("generate")
+        })
+        .unwrap();
+    std::fs::remove_file(generate_dir.join("stage.json")).unwrap();
+    let samples = read(&generate_dir.join("samples.jsonl"));
+    let kept: String = samples.lines().take(4).map(|l| format!("{l}\n")).collect();
+    std::fs::write(
+        generate_dir.join("samples.jsonl"),
+        kept + "{\"problem_id\":",
+    )
+    .unwrap();
+    let dry = codeplan(&[&argv[..], &["--dry-run"]].concat());
+    let stdout = text(&dry.stdout);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert!(stdout.contains(" resume "), "{stdout}");
+    assert!(
+        stdout.contains("3 problems × 2 samples (4 already saved): ≤ "),
+        "{stdout}"
+    );
 }
 
 /// Recomputes pass@1 of each variant from its eval stage's verdicts and compares with the

@@ -134,10 +134,17 @@ fn estimate(plan: &Plan, stage: &Stage) -> Result<Work> {
             let args: generate::GenerateArgs = table.try_into()?;
             let n = problems()?;
             let per = args.n.unwrap_or(1);
-            let tokens = n * per * args.max_new_tokens.unwrap_or(512);
+            // A resumed stage only samples what its samples file lacks.
+            let saved = args.out.as_deref().map_or(0, saved_samples).min(n * per);
+            let tokens = (n * per - saved) * args.max_new_tokens.unwrap_or(512);
             let model = student_name(plan, stage);
+            let resumed = if saved > 0 {
+                format!(" ({saved} already saved)")
+            } else {
+                String::new()
+            };
             Work {
-                what: format!("{n} problems × {per} samples: ≤ {tokens} generated tokens"),
+                what: format!("{n} problems × {per} samples{resumed}: ≤ {tokens} generated tokens"),
                 seconds: model
                     .and_then(|m| speed(&m, |s| s.sample))
                     .map(|s| tokens as f64 / s),
@@ -166,6 +173,15 @@ fn student_name(plan: &Plan, stage: &Stage) -> Option<String> {
         .get("model")
         .and_then(Value::as_str)
         .map(str::to_owned)
+}
+
+/// How many whole samples a (possibly torn) samples file already holds.
+fn saved_samples(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |text| {
+        text.lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+            .count()
+    })
 }
 
 fn speed(model: &str, pick: fn(&Speeds) -> Option<f64>) -> Option<f64> {
