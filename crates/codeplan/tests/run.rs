@@ -218,6 +218,12 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
         .map(|d| read(&d.join("metrics.jsonl")))
         .collect();
     assert_eq!(metrics_after, metrics_before);
+    let dry = codeplan(&[&argv[..], &["--dry-run"]].concat());
+    assert!(
+        text(&dry.stdout).contains("Nothing to do: every stage is cached."),
+        "{}",
+        text(&dry.stdout)
+    );
 
     // 4. Changing a student setting retrains and resamples but does not ask the teacher.
     let mut changed = argv.clone();

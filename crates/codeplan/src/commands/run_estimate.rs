@@ -54,6 +54,10 @@ struct Work {
 
 /// Prints what each unfinished stage will do and a rough time.
 pub fn print(plan: &Plan, statuses: &[StageStatus]) -> Result<()> {
+    if statuses.iter().all(|s| *s == StageStatus::Cached) {
+        println!("Nothing to do: every stage is cached.");
+        return Ok(());
+    }
     let mut total = 0.0;
     let mut unknown = false;
     println!("Work still to do (upper bounds):");
