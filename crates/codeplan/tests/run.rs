@@ -41,13 +41,18 @@ fn stage_dirs(out: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-fn finished(out: &Path, kind: &str) -> usize {
+/// The run's stage folders of one kind (`distill`, `train`, `generate`, `eval`), sorted.
+fn stages_of(out: &Path, kind: &str) -> Vec<PathBuf> {
     stage_dirs(out)
+        .into_iter()
+        .filter(|d| d.file_name().unwrap().to_str().unwrap().starts_with(kind))
+        .collect()
+}
+
+fn finished(out: &Path, kind: &str) -> usize {
+    stages_of(out, kind)
         .iter()
-        .filter(|d| {
-            d.file_name().unwrap().to_str().unwrap().starts_with(kind)
-                && d.join("stage.json").exists()
-        })
+        .filter(|d| d.join("stage.json").exists())
         .count()
 }
 
@@ -113,16 +118,7 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
         !out.join("report.json").exists(),
         "killed before the end, yet a report exists"
     );
-    let distill_dir = stage_dirs(&out)
-        .into_iter()
-        .find(|d| {
-            d.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("distill")
-        })
-        .unwrap();
+    let distill_dir = stages_of(&out, "distill").remove(0);
     let ledger_before = read(&distill_dir.join("ledger.jsonl"));
     let record_before = read(&distill_dir.join("stage.json"));
 
@@ -170,16 +166,7 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
     // Decoding was identical across variants: the same generate settings but for the
     // plan-then-code variant's inference mode; its samples carry the plans they follow.
     let mut generate_configs = Vec::new();
-    for d in stage_dirs(&out) {
-        if !d
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("generate")
-        {
-            continue;
-        }
+    for d in stages_of(&out, "generate") {
         let mut t: toml::Table = toml::from_str(&read(&d.join("config.toml"))).unwrap();
         t.remove("model");
         t.remove("out");
@@ -247,16 +234,7 @@ fn the_experiment_runs_resumes_after_a_kill_and_reruns_from_cache() {
 
     // 5. A sampling stage cut short resumes, and the estimate counts only what it lacks
     // (a torn last line is not a sample).
-    let generate_dir = stage_dirs(&out)
-        .into_iter()
-        .find(|d| {
-            d.file_name()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("generate")
-        })
-        .unwrap();
+    let generate_dir = stages_of(&out, "generate").remove(0);
     std::fs::remove_file(generate_dir.join("stage.json")).unwrap();
     let samples = read(&generate_dir.join("samples.jsonl"));
     let kept: String = samples.lines().take(4).map(|l| format!("{l}\n")).collect();

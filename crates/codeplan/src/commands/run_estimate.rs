@@ -179,7 +179,8 @@ fn student_name(plan: &Plan, stage: &Stage) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// How many whole samples a (possibly torn) samples file already holds.
+/// How many whole samples a (possibly torn) samples file already holds. Not the sampler's own
+/// resume reader: that one cuts a torn last line, and a dry run writes nothing.
 fn saved_samples(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path).map_or(0, |text| {
         text.lines()
