@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The difficulty label of problems from a benchmark without levels (HumanEval, MBPP).
+pub const UNRATED: &str = "unrated";
+
 /// Which benchmark (or user file) a problem came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,9 +78,9 @@ impl Problem {
         }
     }
 
-    /// The difficulty label used for grouping in reports (`"all"` when the benchmark has none).
+    /// The difficulty label used for grouping in reports ([`UNRATED`] when the benchmark has none).
     pub fn difficulty_label(&self) -> &str {
-        self.difficulty.as_deref().unwrap_or("all")
+        self.difficulty.as_deref().unwrap_or(UNRATED)
     }
 }
 

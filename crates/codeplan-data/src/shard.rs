@@ -473,7 +473,7 @@ mod tests {
                     .iter()
                     .map(|id| SelectedProblem {
                         id: id.to_string(),
-                        difficulty: "all".into(),
+                        difficulty: crate::UNRATED.into(),
                     })
                     .collect(),
                 settings,

@@ -128,7 +128,7 @@ fn humaneval_gz() {
     assert_eq!(p.source, Source::HumanEval);
     assert_eq!(p.split, None);
     assert_eq!(p.difficulty, None);
-    assert_eq!(p.difficulty_label(), "all");
+    assert_eq!(p.difficulty_label(), "unrated");
     assert_eq!(p.question, p.starter_code);
     assert!(p
         .starter_code
@@ -270,10 +270,10 @@ fn selection_on_real_data() {
         "unknown difficulty name(s) `hard`; valid names: `competition`, `interview`, `introductory`"
     );
 
-    // HumanEval has no levels: its label is `all`, which becomes valid once such problems are loaded.
+    // HumanEval has no levels: its label is `unrated`, valid once such problems are loaded.
     let he = load("humaneval/HumanEval.jsonl.gz");
     let sel = Selection {
-        difficulties: Some(vec!["all".into()]),
+        difficulties: Some(vec!["unrated".into()]),
         limit: Some(3),
         ..Default::default()
     };

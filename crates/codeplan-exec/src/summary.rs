@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use codeplan_data::UNRATED;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{Calibration, Environment, EvalOptions, JudgeChoice, VerdictLine};
@@ -111,7 +112,10 @@ impl Summary {
                 vs.sort_by_key(|v| v.sample_idx);
                 ProblemScores {
                     problem_id: id.to_owned(),
-                    difficulty: difficulty.get(id).map_or("all", String::as_str).to_owned(),
+                    difficulty: difficulty
+                        .get(id)
+                        .map_or(UNRATED, String::as_str)
+                        .to_owned(),
                     samples: vs.iter().map(|v| v.score()).collect(),
                 }
             })
@@ -161,14 +165,15 @@ impl Summary {
             s.push_str("---:|");
         }
         s.push_str("---:|---:|\n");
-        let mut rows: Vec<(&str, &metrics::Metrics)> = self
-            .metrics
-            .by_difficulty
+        let by = &self.metrics.by_difficulty;
+        // Problems without levels alone form one group that is the overall row again.
+        let only_unrated = by.len() == 1 && by.contains_key(UNRATED);
+        let mut rows: Vec<(&str, &metrics::Metrics)> = by
             .iter()
-            .filter(|(d, _)| d.as_str() != "all")
+            .filter(|_| !only_unrated)
             .map(|(d, m)| (d.as_str(), m))
             .collect();
-        rows.push(("**all**", &self.metrics.overall));
+        rows.push(("**overall**", &self.metrics.overall));
         for (d, m) in rows {
             s.push_str(&format!("| {d} | {} | {} |", m.problems, m.samples));
             for k in &ks {

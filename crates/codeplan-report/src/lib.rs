@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use codeplan_data::Problem;
+use codeplan_data::{Problem, UNRATED};
 
 pub use bootstrap::MIN_PROBLEMS;
 pub use compare::{
@@ -305,10 +305,10 @@ fn improvement(
         variant: var.name.clone(),
         baseline: base.name.clone(),
         overall: diff(&|_| true),
-        // A benchmark without difficulties has the one group "all", which is `overall` again.
+        // Problems without levels alone form one group, which is `overall` again.
         by_difficulty: difficulties
             .iter()
-            .filter(|_| difficulties != ["all"])
+            .filter(|_| difficulties != [UNRATED])
             .filter_map(|d| diff(&|x| x == d).map(|r| (d.clone(), r)))
             .collect(),
     }

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use codeplan_data::UNRATED;
 use serde_json::Value;
 
 use crate::bootstrap::{pct, pp};
@@ -28,7 +29,7 @@ pub(crate) fn reported_ks(report: &Report) -> Vec<usize> {
     ks.into_iter().collect()
 }
 
-/// The groups of a variant to show: each difficulty with problems, then `all`.
+/// The groups of a variant to show: each difficulty with problems, then `overall`.
 pub(crate) fn groups<'a>(
     report: &'a Report,
     by: &'a std::collections::BTreeMap<String, GroupScores>,
@@ -39,10 +40,11 @@ pub(crate) fn groups<'a>(
         .iter()
         .filter_map(|d| by.get(d).map(|g| (d.as_str(), g)))
         .collect();
-    // A benchmark without difficulties has one group, "all", which is the overall row already.
-    if !(rows.len() == 1 && rows[0].0 == "all") {
-        rows.push(("overall", overall));
+    // Problems without levels alone form one group, which is the overall row again.
+    if rows.len() == 1 && rows[0].0 == UNRATED {
+        rows.clear();
     }
+    rows.push(("overall", overall));
     rows
 }
 

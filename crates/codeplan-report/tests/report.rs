@@ -135,6 +135,40 @@ fn pass_at_k_is_what_the_verdicts_say() {
 }
 
 #[test]
+fn problems_without_levels_are_their_own_unrated_group_beside_apps_levels() {
+    use O::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut eval = apps_eval();
+    eval.push(problem("MbppEval/2", None, "Return the shared elements."));
+    let scores = [
+        ("a", vec![P, F]),
+        ("b", vec![F, F]),
+        ("MbppEval/2", vec![P, P]),
+    ];
+    let base = variant(dir.path(), "baseline", true, &scores);
+    let plan = variant(dir.path(), "codeplan", false, &scores);
+    let r = build(&input(eval, vec![base, plan])).unwrap();
+    assert_eq!(
+        r.difficulties,
+        ["introductory", "interview", "competition", "unrated"]
+    );
+    let unrated = &r.variants[0].by_difficulty["unrated"];
+    assert_eq!((unrated.problems, unrated.samples), (1, 2));
+    let md = render_markdown(&r);
+    assert_eq!(
+        md.matches("| baseline | unrated | 1 | 2 |").count(),
+        1,
+        "{md}"
+    );
+    assert_eq!(
+        md.matches("| baseline | overall | 3 | 6 |").count(),
+        1,
+        "{md}"
+    );
+    assert!(!md.contains("| all |"), "{md}");
+}
+
+#[test]
 fn examples_prefer_problems_where_the_verdicts_differ() {
     let dir = tempfile::tempdir().unwrap();
     let mut i = two_variants(dir.path());
@@ -204,13 +238,13 @@ fn a_clear_gain_has_an_interval_above_zero() {
         d.verdict
     );
     assert!(d.relative.unwrap() > 1.0);
-    // Without difficulties the only group is "all".
-    assert_eq!(r.difficulties, ["all"]);
+    // Without difficulties the only group is "unrated".
+    assert_eq!(r.difficulties, ["unrated"]);
     assert!(r.improvements[0].by_difficulty.is_empty());
-    // One "all" row (pass@k), one "overall" row (the difference): nothing shown twice.
+    // One "overall" row in pass@k, one in the differences; no "unrated" row repeating it.
     let md = render_markdown(&r);
-    assert_eq!(md.matches("| codeplan | all |").count(), 1, "{md}");
-    assert_eq!(md.matches("| codeplan | overall |").count(), 1, "{md}");
+    assert_eq!(md.matches("| codeplan | overall |").count(), 2, "{md}");
+    assert!(!md.contains("| unrated |"), "{md}");
 }
 
 #[test]

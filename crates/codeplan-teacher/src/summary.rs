@@ -348,7 +348,11 @@ impl Tally {
             tokens.add(c.usage.plan);
             tokens.add(c.usage.code);
             let d = per_difficulty
-                .entry(c.difficulty.clone().unwrap_or_else(|| "all".into()))
+                .entry(
+                    c.difficulty
+                        .clone()
+                        .unwrap_or_else(|| codeplan_data::UNRATED.into()),
+                )
                 .or_default();
             d.candidates += 1;
             if c.validation.is_some() {

@@ -26,7 +26,8 @@ pub struct DataArgs {
     /// Only these problem ids (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub ids: Option<Vec<String>>,
-    /// Only these difficulties (comma-separated: introductory, interview, competition).
+    /// Only these difficulties (comma-separated: introductory, interview, competition; unrated for
+    /// problems without levels, as in HumanEval and MBPP).
     #[arg(long, value_delimiter = ',')]
     pub difficulty: Option<Vec<String>>,
     /// At most this many problems (the first ones, in file order).

@@ -174,6 +174,11 @@ fn eval_accepts_human_eval_style_and_fenced_answers() {
     let s = read_json(&out.join("summary.json"));
     assert_eq!(s["metrics"]["overall"]["correct_samples"], 1);
     assert_eq!(s["metrics"]["overall"]["pass_at_k"]["1"], 0.5);
+    // HumanEval has no levels: one `unrated` group, shown once as the overall row.
+    assert_eq!(s["metrics"]["by_difficulty"]["unrated"]["problems"], 1);
+    let table = stdout(&o);
+    assert!(table.contains("| **overall** | 1 | 2 |"), "{table}");
+    assert!(!table.contains("| unrated |"), "{table}");
 }
 
 #[test]

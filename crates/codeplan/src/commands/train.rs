@@ -54,7 +54,8 @@ pub struct TrainArgs {
     /// Only these problem ids (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub ids: Option<Vec<String>>,
-    /// Only these difficulties (comma-separated: introductory, interview, competition).
+    /// Only these difficulties (comma-separated: introductory, interview, competition; unrated for
+    /// problems without levels, as in HumanEval and MBPP).
     #[arg(long, value_delimiter = ',')]
     pub difficulty: Option<Vec<String>>,
     /// At most this many problems (the first ones, in file order).
