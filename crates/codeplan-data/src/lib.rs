@@ -48,7 +48,7 @@ pub use error::{DataError, DuplicateId, Invalid, InvalidKind, Skipped};
 pub use extract::{extract_fenced, CodeExtraction};
 pub use humaneval::reindent_body;
 pub use load::{load_all, load_problems, merge_loaded, Format, LoadOptions, Loaded};
-pub use problem::{CheckTests, IoTests, Problem, Source, Tests, UNRATED};
+pub use problem::{only_unrated, CheckTests, IoTests, Problem, Source, Tests, UNRATED};
 pub use sample::Sample;
 pub use samples::{
     read_samples, solutions_as_samples, write_samples, LoadedSamples, SampleOptions,

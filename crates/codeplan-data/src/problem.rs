@@ -6,6 +6,13 @@ use serde_json::Value;
 /// The difficulty label of problems from a benchmark without levels (HumanEval, MBPP).
 pub const UNRATED: &str = "unrated";
 
+/// Whether the groups `labels` are [`UNRATED`] alone: that one group is the overall row again,
+/// so reports leave it out.
+pub fn only_unrated<'a>(labels: impl IntoIterator<Item = &'a str>) -> bool {
+    let mut labels = labels.into_iter();
+    labels.next() == Some(UNRATED) && labels.next().is_none()
+}
+
 /// Which benchmark (or user file) a problem came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

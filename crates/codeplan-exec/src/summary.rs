@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use codeplan_data::UNRATED;
+use codeplan_data::{only_unrated, UNRATED};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::{Calibration, Environment, EvalOptions, JudgeChoice, VerdictLine};
@@ -166,13 +166,12 @@ impl Summary {
         }
         s.push_str("---:|---:|\n");
         let by = &self.metrics.by_difficulty;
-        // Problems without levels alone form one group that is the overall row again.
-        let only_unrated = by.len() == 1 && by.contains_key(UNRATED);
-        let mut rows: Vec<(&str, &metrics::Metrics)> = by
-            .iter()
-            .filter(|_| !only_unrated)
-            .map(|(d, m)| (d.as_str(), m))
-            .collect();
+        let mut rows: Vec<(&str, &metrics::Metrics)> =
+            if only_unrated(by.keys().map(String::as_str)) {
+                Vec::new()
+            } else {
+                by.iter().map(|(d, m)| (d.as_str(), m)).collect()
+            };
         rows.push(("**overall**", &self.metrics.overall));
         for (d, m) in rows {
             s.push_str(&format!("| {d} | {} | {} |", m.problems, m.samples));

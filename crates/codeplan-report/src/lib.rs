@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use codeplan_data::{Problem, UNRATED};
+use codeplan_data::{only_unrated, Problem};
 
 pub use bootstrap::MIN_PROBLEMS;
 pub use compare::{
@@ -301,16 +301,19 @@ fn improvement(
             .unzip();
         bootstrap::paired(&var.name, &b, &v, settings)
     };
+    let by_difficulty = if only_unrated(difficulties.iter().map(String::as_str)) {
+        Default::default()
+    } else {
+        difficulties
+            .iter()
+            .filter_map(|d| diff(&|x| x == d).map(|r| (d.clone(), r)))
+            .collect()
+    };
     Improvement {
         variant: var.name.clone(),
         baseline: base.name.clone(),
         overall: diff(&|_| true),
-        // Problems without levels alone form one group, which is `overall` again.
-        by_difficulty: difficulties
-            .iter()
-            .filter(|_| difficulties != [UNRATED])
-            .filter_map(|d| diff(&|x| x == d).map(|r| (d.clone(), r)))
-            .collect(),
+        by_difficulty,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use codeplan_data::UNRATED;
+use codeplan_data::only_unrated;
 use serde_json::Value;
 
 use crate::bootstrap::{pct, pp};
@@ -40,8 +40,7 @@ pub(crate) fn groups<'a>(
         .iter()
         .filter_map(|d| by.get(d).map(|g| (d.as_str(), g)))
         .collect();
-    // Problems without levels alone form one group, which is the overall row again.
-    if rows.len() == 1 && rows[0].0 == UNRATED {
+    if only_unrated(rows.iter().map(|r| r.0)) {
         rows.clear();
     }
     rows.push(("overall", overall));
